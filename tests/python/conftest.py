@@ -1,0 +1,22 @@
+"""Shared pytest fixtures: the real datasets in ../shared/data and small simulated data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("BICLUM_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared datasets not found at {path} (set BICLUM_SHARED_DATA)")
+    return path
