@@ -1,0 +1,177 @@
+"""Command line: ``biclum fit | simulate | evaluate | benchmark | ablation | sensitivity``.
+
+``biclum fit --rna RNA.h5ad --other OTHER.h5ad --modality atac --annotation genes.tsv.gz --out DIR`` writes
+DIR/rna.h5ad and DIR/other.h5ad (the inputs' obs/var without X, plus obsm["X_biclum"] and
+varm["biclum_loadings"]), DIR/model/ (state_dict + JSON sidecar), DIR/loss_history.csv, DIR/loss.png and
+DIR/umap.png. ``biclum fit --demo`` runs on the built-in simulator.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ._logging import logger, set_verbosity
+
+
+def _add_fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rna", help="RNA counts, cells x genes (.h5ad)")
+    p.add_argument("--other", help="ATAC (cells x peaks or gene activity) or ADT (cells x antibodies) .h5ad")
+    p.add_argument("--modality", choices=["atac", "protein"], default="atac")
+    p.add_argument("--annotation", help="gene annotation for ATAC: GTF/GFF3, BED6 or a gene_name/chrom/start/end/"
+                                        "strand table")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-epochs", type=int, default=None)
+    p.add_argument("--preset", default="default", choices=["default", "paper"])
+    p.add_argument("--device", default=None, help="cpu, cuda or auto")
+    p.add_argument("--rna-layer", default=None)
+    p.add_argument("--other-layer", default=None)
+    p.add_argument("--label-key", default="cell_type", help="obs column to colour the UMAP by, when present")
+    p.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (default OUT/checkpoints)")
+    p.add_argument("--resume", default=None, help="resume from this checkpoint directory")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="any config option, e.g. mnn_k=50")
+    p.add_argument("--demo", action="store_true", help="use the built-in simulator instead of --rna/--other")
+    p.add_argument("--demo-cells", type=int, default=3000)
+    p.add_argument("--no-umap", action="store_true", help="skip the UMAP figure")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings-only logging")
+
+
+def _parse_value(v: str):
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_overrides(items) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k] = _parse_value(v)
+    return out
+
+
+def read_h5ad(path, what):
+    import anndata as ad
+
+    from .validation import check_h5ad_path
+
+    return ad.read_h5ad(check_h5ad_path(path, what))
+
+
+def cmd_fit(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .api import integrate
+    from .datasets import simulate
+    from .plotting import plot_joint_umap, plot_loss
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.demo:
+        rna, other, annotation = simulate(args.demo_cells, modality=args.modality, seed=args.seed)
+        logger.info("demo: simulated %d RNA and %d %s cells", rna.n_obs, other.n_obs, args.modality)
+    else:
+        if not args.rna or not args.other:
+            raise SystemExit("biclum fit: give --rna and --other (or --demo)")
+        rna, other = read_h5ad(args.rna, "--rna"), read_h5ad(args.other, "--other")
+        annotation = args.annotation
+    overrides = parse_overrides(args.set)
+    if args.device:
+        overrides["device"] = args.device
+    t0 = time.perf_counter()
+    res = integrate(rna, other, args.modality, annotation, seed=args.seed, max_epochs=args.max_epochs,
+                    preset=args.preset, progress=not args.quiet, rna_layer=args.rna_layer,
+                    other_layer=args.other_layer, checkpoint_dir=args.checkpoint_dir or str(out / "checkpoints"),
+                    resume=args.resume, **overrides)
+    res.rna.write_h5ad(out / "rna.h5ad")
+    res.other.write_h5ad(out / "other.h5ad")
+    res.model.save(str(out / "model"), overwrite=True)
+    pd.DataFrame(res.history).to_csv(out / "loss_history.csv", index=False)
+    plot_loss(res.history, str(out / "loss.png"))
+    written = ["rna.h5ad", "other.h5ad", "model/", "loss_history.csv", "loss.png"]
+    if not args.no_umap:
+        key = args.label_key
+        has = key in res.rna.obs and key in res.other.obs
+        plot_joint_umap(res.rna.obsm["X_biclum"], res.other.obsm["X_biclum"],
+                        res.rna.obs[key].values if has else None, res.other.obs[key].values if has else None,
+                        other_name=args.modality, path=str(out / "umap.png"), seed=args.seed)
+        written.append("umap.png")
+    summary = {"seconds": round(time.perf_counter() - t0, 1), "epochs": len(res.history),
+               "status": res.model.train_status, "n_rna": res.rna.n_obs, "n_other": res.other.n_obs,
+               "written": written}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"biclum fit: {summary['status']} after {summary['epochs']} epochs in {summary['seconds']} s; "
+          f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from .datasets import simulate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rna, other, annotation = simulate(args.n_cells, modality=args.modality, paired=args.paired, seed=args.seed)
+    rna.write_h5ad(out / "rna.h5ad")
+    other.write_h5ad(out / f"{args.modality}.h5ad")
+    if annotation is not None:
+        annotation.to_csv(out / "annotation.tsv.gz", sep="\t", index=False)
+    print(f"wrote simulated {args.modality} data ({rna.n_obs} + {other.n_obs} cells) to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="biclum", description="Bilateral contrastive learning for unpaired "
+                                 "single-cell multi-omics integration.")
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"biclum {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("fit", help="integrate RNA with ATAC or protein")
+    _add_fit_args(p)
+    p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("simulate", help="write simulated RNA + ATAC/ADT data as .h5ad")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n-cells", type=int, default=3000)
+    p.add_argument("--modality", choices=["atac", "protein"], default="atac")
+    p.add_argument("--paired", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+    for name in ("benchmark", "ablation", "sensitivity"):
+        p = sub.add_parser(name, help=f"{name} (see `biclum {name} --help`)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_delegate(name), quiet=False)
+    return ap
+
+
+def _delegate(name):
+    def run(args):
+        from . import benchmark
+
+        entry = getattr(benchmark, f"main_{name}")
+        return entry(args.rest) or 0
+
+    return run
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        set_verbosity("WARNING")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""``BiCLUM``: the model class that owns the data, in the style of scvi-tools' model classes.
+
+Construction is the setup step: it validates both modalities, moves the other modality into gene space, selects
+features, fits the preprocessing, finds MNN pairs and builds the feature sketches, all before the network is
+built. ``fit`` trains; ``get_cell_embeddings`` / ``get_feature_embeddings`` read results; ``transform`` embeds new
+cells (query mapping); ``save`` / ``load`` use a plain state_dict plus a JSON sidecar and an .npz of arrays.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from . import __version__
+from ._logging import logger
+from .config import BiclumConfig
+from .errors import BiclumInputError, BiclumModelError, BiclumWarning
+from .module import MODALITIES, BiCLUMModule
+from .pairs import feature_pairs, mutual_nearest_neighbors
+from .preprocessing import ModalityPreprocessor, as_csr32, joint_shared_pca, seurat_v3_hvg
+from .sketch import feature_sketch, metacell_assignments
+from .training import Trainer, TrainingData, resolve_device
+from .validation import cap_to_data, check_modality, check_shared_genes
+
+MODALITY_KINDS = ("atac", "protein")
+WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
+
+
+def _counts_view(adata, layer):
+    """A light AnnData whose X is the counts (no copy of the matrix)."""
+    import anndata as ad
+
+    X = adata.X if layer is None else adata.layers[layer]
+    return ad.AnnData(X=X, obs=adata.obs.copy(), var=adata.var.copy())
+
+
+def to_gene_space(other, modality: str, annotation=None, gene_activity_kwargs: Optional[dict] = None,
+                  protein_mapping=None):
+    """The other modality as a cells x genes AnnData (gene activity for ATAC, mapped genes for protein)."""
+    from . import prior
+
+    if modality == "atac":
+        return prior.gene_activity(other, annotation, **(gene_activity_kwargs or {}))
+    return prior.protein_to_gene(other, mapping=protein_mapping)
+
+
+class BiCLUM:
+    """Bilateral contrastive learning of cell and feature embeddings for unpaired RNA + ATAC/protein.
+
+    Parameters
+    ----------
+    rna, other
+        AnnData objects (cells x features) with raw counts in ``.X`` (or in ``rna_layer`` / ``other_layer``).
+        ``other`` is cells x peaks (ATAC; peaks named chrN-start-end or var chrom/start/end; or an already
+        gene-level matrix) or cells x antibodies (protein). Inputs are never modified.
+    modality
+        ``"atac"`` or ``"protein"``.
+    annotation
+        Gene annotation for ATAC (path to a GTF/GFF3/BED6/table or a DataFrame); see ``biclum.prior``.
+    preset, config, **overrides
+        ``BiclumConfig.from_preset(preset, **overrides)`` unless a full ``config`` is given.
+    """
+
+    def __init__(self, rna, other, modality: str = "atac", annotation=None, *, preset: str = "default",
+                 config: Optional[BiclumConfig] = None, rna_layer: Optional[str] = None,
+                 other_layer: Optional[str] = None, gene_activity_kwargs: Optional[dict] = None,
+                 protein_mapping=None, progress_callback: Optional[Callable] = None, **overrides):
+        if modality not in MODALITY_KINDS:
+            raise BiclumInputError(f"modality={modality!r}: use 'atac' (peaks or gene activity) or 'protein' (ADT).")
+        self.config = config if config is not None else BiclumConfig.from_preset(preset, **overrides)
+        if config is not None and overrides:
+            self.config.update(**overrides)
+        self.modality = modality
+        self.is_trained = False
+        self.history: list = []
+        self.train_status = "not trained"
+        self._callback = progress_callback
+        self._setup(rna, other, annotation, rna_layer, other_layer, gene_activity_kwargs, protein_mapping)
+
+    # ================================================================== setup
+    def _stage(self, i: int, message: str) -> None:
+        logger.info(message)
+        if self._callback is not None:
+            self._callback("setup", i, 6, message)
+
+    def _setup(self, rna, other, annotation, rna_layer, other_layer, ga_kwargs, protein_mapping):
+        cfg, t0 = self.config, time.perf_counter()
+        self.timings: dict = {}
+        self._stage(1, "validating inputs")
+        check_rna = check_modality(rna, "rna", rna_layer)
+        check_other = check_modality(other, "other", other_layer, expect_counts=True)
+        rna_view = _counts_view(rna, rna_layer)[check_rna.keep_cells]
+        other_view = _counts_view(other, other_layer)[check_other.keep_cells]
+        self._stage(2, f"moving the {self.modality} modality into gene space")
+        gene_other = to_gene_space(other_view, self.modality, annotation, ga_kwargs, protein_mapping)
+        self.gene_space_info = dict(gene_other.uns.get("gene_activity", gene_other.uns.get("protein_to_gene", {})))
+        X_rna = as_csr32(rna_view.X)
+        X_other = as_csr32(gene_other.X)
+        keep_other = np.asarray(X_other.sum(axis=1)).ravel() > 0
+        if not keep_other.all():
+            warnings.warn(f"other: {int((~keep_other).sum())} cells have no counts on any gene after the move "
+                          f"to gene space and were dropped.", BiclumWarning, stacklevel=3)
+            X_other, gene_other = X_other[keep_other], gene_other[keep_other]
+        self.timings["gene_space"] = time.perf_counter() - t0
+        self.cell_names = {"rna": np.asarray(rna_view.obs_names), "other": np.asarray(gene_other.obs_names)}
+        self.input_var_names = {"rna": np.asarray(rna.var_names), "other_genes": np.asarray(gene_other.var_names)}
+        self._gene_var = gene_other.var.copy()
+        self._annotation_rows = self._feature_annotation(gene_other)
+        var_names = {"rna": np.asarray(rna_view.var_names, dtype=object),
+                     "other": np.asarray(gene_other.var_names, dtype=object)}
+        counts = {"rna": X_rna, "other": X_other}
+
+        t = time.perf_counter()
+        self._stage(3, "selecting highly variable genes (seurat_v3, per modality, union)")
+        union: set = set()
+        for m in MODALITIES:
+            top, _ = seurat_v3_hvg(counts[m], cfg.preprocess.n_top_genes, cfg.preprocess.hvg_span)
+            union.update(var_names[m][top])
+        present = {m: set(var_names[m]) for m in MODALITIES}
+        self.features = {m: np.array([g for g in var_names[m] if g in union], dtype=object) for m in MODALITIES}
+        shared = check_shared_genes(self.features["rna"], self.features["other"], cfg.preprocess.min_shared_genes,
+                                    other_name=self.modality)
+        logger.info("features: %d rna, %d %s (gene space), %d shared genes",
+                    len(self.features["rna"]), len(self.features["other"]), self.modality, len(shared))
+        self.timings["hvg"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self._stage(4, "normalising, scaling and PCA per modality")
+        seed = cfg.train.seed
+        self.preprocessors, pcs, norms = {}, {}, {}
+        for m in MODALITIES:
+            n_pcs = min(cfg.preprocess.n_pcs, len(self.features[m]) - 1, counts[m].shape[0] - 1)
+            if n_pcs < cfg.preprocess.n_pcs:
+                logger.info("%s: %d PCs (capped by the data) instead of %d", m, n_pcs, cfg.preprocess.n_pcs)
+            self.preprocessors[m], pcs[m], norms[m] = ModalityPreprocessor.fit(
+                counts[m], var_names[m], self.features[m], cfg.preprocess.target_sum, n_pcs,
+                cfg.preprocess.max_value, seed)
+        self.timings["preprocess"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self._stage(5, "finding mutual nearest neighbours between modalities")
+        pos = {m: {g: i for i, g in enumerate(self.features[m])} for m in MODALITIES}
+        shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
+        n_shared_pcs = min(cfg.pairs.n_shared_pcs, len(shared) - 1)
+        za, zb = joint_shared_pca(norms["rna"][:, shared_cols["rna"]], norms["other"][:, shared_cols["other"]],
+                                  n_shared_pcs, seed, cfg.preprocess.max_value)
+        k = cap_to_data(cfg.pairs.mnn_k, min(za.shape[0], zb.shape[0]), "mnn_k")
+        cell_pairs = mutual_nearest_neighbors(za, zb, k, cfg.pairs.exact_knn_max, seed)
+        self.pair_flags = dict(zip(MODALITIES, cell_pairs.flags()))
+        self.n_mnn_pairs = cell_pairs.n_pairs
+        if cell_pairs.n_pairs == 0:
+            raise BiclumInputError("no mutual nearest neighbours were found between rna and the other modality; "
+                                   "check that both describe the same tissue and that the gene names match, or "
+                                   "raise mnn_k.")
+        self.feature_pair_index = feature_pairs(self.features["rna"], self.features["other"])
+        self.timings["pairs"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self._stage(6, "building feature sketches (metacell means)")
+        sketch_dim = cfg.model.n_metacells
+        sketches = {}
+        for m in MODALITIES:
+            labels = metacell_assignments(pcs[m], sketch_dim, seed)
+            sketches[m] = feature_sketch(norms[m], labels, sketch_dim)
+        self.sketches = sketches
+        self.timings["sketch"] = time.perf_counter() - t
+        targets = {m: (norms[m] if cfg.preprocess.target == "normalized"
+                       else self._count_target(counts[m], var_names[m], self.features[m])) for m in MODALITIES}
+        self._data = TrainingData(pcs=pcs, targets=targets, sketches=sketches,
+                                  partners={"rna": cell_pairs.rna_partners, "other": cell_pairs.other_partners},
+                                  feature_pairs=self.feature_pair_index)
+        self.module = self._build_module()
+        self.timings["setup_total"] = time.perf_counter() - t0
+
+    @staticmethod
+    def _count_target(X, var_names, features):
+        index = {g: i for i, g in enumerate(var_names)}
+        return X[:, np.array([index[g] for g in features])]
+
+    def _feature_annotation(self, gene_other) -> Optional[pd.DataFrame]:
+        cols = [c for c in ("chrom", "start", "end", "strand") if c in gene_other.var.columns]
+        if self.modality != "atac" or len(cols) < 4:
+            return None
+        return gene_other.var[cols].copy()
+
+    def _build_module(self) -> BiCLUMModule:
+        m = self.config.model
+        torch.manual_seed(self.config.train.seed)
+        return BiCLUMModule(n_pcs={k: self.preprocessors[k].components.shape[1] for k in MODALITIES},
+                            n_features={k: len(self.features[k]) for k in MODALITIES},
+                            sketch_dim=m.n_metacells, hidden_dims=m.hidden_dims, latent_dim=m.latent_dim,
+                            dropout=m.dropout, negative_slope=m.negative_slope)
+
+    # ================================================================== training
+    def fit(self, max_epochs: Optional[int] = None, *, progress: bool = True, checkpoint_dir: Optional[str] = None,
+            resume: Optional[str] = None, progress_callback: Optional[Callable] = None) -> "BiCLUM":
+        """Train. Logs every automatically chosen setting; returns self.
+
+        ``checkpoint_dir`` writes weights, optimiser and RNG states every ``checkpoint_every`` epochs;
+        ``resume`` (a checkpoint_dir or file) continues an interrupted run to the same result.
+        """
+        if not hasattr(self, "_data"):
+            raise BiclumModelError("this model was loaded from disk and holds no training data; it can embed cells "
+                                   "(transform) but not be trained again. Build a new BiCLUM on the data to train.")
+        t = self.config.train
+        max_epochs = int(max_epochs if max_epochs is not None else t.max_epochs)
+        device = resolve_device(t.device)
+        logger.info("config (%s preset): %s", self.config.preset,
+                    {k: v for k, v in self.config.flat().items()})
+        trainer = Trainer(self.module, self._data, t, device, progress=progress,
+                          progress_callback=progress_callback or self._callback)
+        self._trainer = trainer
+        t0 = time.perf_counter()
+        state = trainer.fit(max_epochs, checkpoint_dir=checkpoint_dir, resume=resume)
+        self.timings["train"] = time.perf_counter() - t0
+        self.module = trainer.module.to("cpu")
+        self.history = state.history
+        self.train_status = state.status
+        self.is_trained = True
+        return self
+
+    # ================================================================== results
+    def _device(self):
+        return next(self.module.parameters()).device
+
+    @torch.no_grad()
+    def _encode(self, modality: str, pcs: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        self.module.eval()
+        enc = self.module.cell_encoders[modality]
+        out = [enc(torch.as_tensor(pcs[i:i + batch_size], device=self._device())).cpu().numpy()
+               for i in range(0, pcs.shape[0], batch_size)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.model.latent_dim), np.float32)
+
+    def get_cell_embeddings(self, modality: str = "rna") -> np.ndarray:
+        """Latent embeddings of the training cells of ``modality`` ("rna" or "other")."""
+        self._check_modality_name(modality)
+        if not hasattr(self, "_data"):
+            raise BiclumModelError("a loaded model holds no training cells; use transform(adata, modality).")
+        return self._encode(modality, self._data.pcs[modality])
+
+    @torch.no_grad()
+    def get_feature_embeddings(self, modality: str = "rna") -> pd.DataFrame:
+        """Latent embeddings of the model's features (genes) of ``modality``, as a DataFrame indexed by gene."""
+        self._check_modality_name(modality)
+        self.module.eval()
+        emb = self.module.feature_encoders[modality](torch.as_tensor(self.sketches[modality], device=self._device()))
+        return pd.DataFrame(emb.cpu().numpy(), index=pd.Index(self.features[modality], name="gene"))
+
+    @staticmethod
+    def _check_modality_name(modality):
+        if modality not in MODALITIES:
+            raise BiclumInputError(f"modality={modality!r}: use 'rna' or 'other'.")
+
+    def transform(self, adata, modality: str = "rna", layer: Optional[str] = None, annotation=None) -> np.ndarray:
+        """Embed new cells of ``modality`` with the fitted model (query mapping); returns cells x latent.
+
+        For ATAC peaks the gene activity is computed with the annotation of the model's genes (kept in the
+        model) unless another ``annotation`` is given. The data must contain every feature the model uses.
+        """
+        self._check_modality_name(modality)
+        check = check_modality(adata, f"query {modality}", layer)
+        view = _counts_view(adata, layer)[check.keep_cells]
+        if modality == "other":
+            if self.modality == "atac" and annotation is None and self._annotation_rows is not None:
+                ann = self._annotation_rows.reset_index(names="gene_name")
+                annotation = ann[["gene_name", "chrom", "start", "end", "strand"]]
+            view = to_gene_space(view, self.modality, annotation)
+        names = np.asarray(view.var_names, dtype=object)
+        missing = np.setdiff1d(self.preprocessors[modality].features.astype(str), names.astype(str))
+        if len(missing):
+            raise BiclumModelError(
+                f"query {modality}: the data lacks {len(missing)} of the model's {len(self.features[modality])} "
+                f"features (e.g. {list(missing[:5])}); a model only embeds data with the features it was "
+                f"trained on. Subset or reorder nothing: add the missing features (as zeros if truly absent).")
+        pcs, _ = self.preprocessors[modality].transform(as_csr32(view.X), names)
+        return self._encode(modality, pcs)
+
+    def write_to(self, adata, modality: str, key_added: str = "biclum", copy: bool = True):
+        """Results as an AnnData with the input's obs/var and no X: ``.obsm[f"X_{key}"]``,
+        ``.varm[f"{key}_loadings"]`` (zero rows for unused features) and ``.uns[key]["params"]``.
+
+        For modality "other" the var are those of the gene space (gene activity / mapped protein genes).
+        """
+        import anndata as ad
+
+        cells = self.cell_names[modality]
+        emb = self.get_cell_embeddings(modality)
+        if modality == "rna":
+            obs, var = adata.obs.loc[cells].copy(), adata.var.copy()
+        else:
+            obs, var = adata.obs.loc[cells].copy(), self._gene_var.copy()
+        out = ad.AnnData(obs=obs, var=var)
+        out.obsm[f"X_{key_added}"] = emb
+        loadings = np.zeros((out.n_vars, emb.shape[1]), dtype=np.float32)
+        fe = self.get_feature_embeddings(modality)
+        pos = pd.Index(out.var_names).get_indexer(fe.index)
+        loadings[pos[pos >= 0]] = fe.values[pos >= 0]
+        out.varm[f"{key_added}_loadings"] = loadings
+        out.obs[f"{key_added}_has_mnn_partner"] = self.pair_flags[modality]
+        out.var[f"{key_added}_feature"] = pd.Index(out.var_names).isin(fe.index)
+        out.uns[key_added] = {"params": self.params_for_uns(), "modality": "rna" if modality == "rna" else
+                              self.modality}
+        return out
+
+    def params_for_uns(self) -> dict:
+        flat = self.config.flat()
+        flat["hidden_dims"] = list(flat["hidden_dims"])
+        return {**{k: (v if v is not None else "None") for k, v in flat.items()},
+                "version": __version__, "n_mnn_pairs": int(self.n_mnn_pairs) if hasattr(self, "n_mnn_pairs") else -1,
+                "train_status": self.train_status, "epochs": len(self.history)}
+
+    # ================================================================== save / load
+    def save(self, directory: str, overwrite: bool = False) -> str:
+        """Write ``model.pt`` (state_dict), ``model.json`` (config, init params, features) and ``arrays.npz``."""
+        if os.path.exists(os.path.join(directory, SIDECAR_FILE)) and not overwrite:
+            raise BiclumInputError(f"{directory!r} already holds a saved model; pass overwrite=True to replace it.")
+        os.makedirs(directory, exist_ok=True)
+        torch.save(self.module.state_dict(), os.path.join(directory, WEIGHTS_FILE))
+        arrays = {}
+        for m in MODALITIES:
+            arrays.update(self.preprocessors[m].to_arrays(f"{m}_"))
+            arrays[f"{m}_sketch"] = self.sketches[m]
+        if self._annotation_rows is not None:
+            ann = self._annotation_rows
+            arrays.update(ann_genes=np.asarray(ann.index, dtype=str), ann_chrom=ann["chrom"].astype(str).values,
+                          ann_start=ann["start"].values.astype(np.int64), ann_end=ann["end"].values.astype(np.int64),
+                          ann_strand=ann["strand"].astype(str).values)
+        np.savez_compressed(os.path.join(directory, ARRAYS_FILE), **arrays)
+        sidecar = {"biclum_version": __version__, "modality": self.modality, "config": self.config.to_dict(),
+                   "init_params": self.module.init_params,
+                   "features": {m: [str(g) for g in self.features[m]] for m in MODALITIES},
+                   "history": self.history, "train_status": self.train_status,
+                   "gene_space_info": json.loads(json.dumps(self.gene_space_info, default=str))}
+        with open(os.path.join(directory, SIDECAR_FILE), "w") as fh:
+            json.dump(sidecar, fh, indent=1, default=str)
+        logger.info("saved model to %s", directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str) -> "BiCLUM":
+        """Rebuild a saved model from its recorded init parameters and weights (no pickled objects)."""
+        sidecar_path = os.path.join(directory, SIDECAR_FILE)
+        if not os.path.exists(sidecar_path):
+            raise BiclumInputError(f"{directory!r} holds no saved biclum model ({SIDECAR_FILE} missing).")
+        with open(sidecar_path) as fh:
+            sidecar = json.load(fh)
+        self = cls.__new__(cls)
+        self.config = BiclumConfig.from_dict(sidecar["config"])
+        self.modality = sidecar["modality"]
+        self.history = sidecar.get("history", [])
+        self.train_status = sidecar.get("train_status", "loaded")
+        self.gene_space_info = sidecar.get("gene_space_info", {})
+        self.features = {m: np.array(sidecar["features"][m], dtype=object) for m in MODALITIES}
+        self._callback = None
+        self.timings = {}
+        arrays = np.load(os.path.join(directory, ARRAYS_FILE), allow_pickle=False)
+        self.preprocessors = {m: ModalityPreprocessor.from_arrays(arrays, f"{m}_") for m in MODALITIES}
+        self.sketches = {m: arrays[f"{m}_sketch"] for m in MODALITIES}
+        for m in MODALITIES:
+            if list(self.preprocessors[m].features.astype(str)) != list(self.features[m].astype(str)):
+                raise BiclumModelError(f"{directory!r}: the feature list in {SIDECAR_FILE} does not match "
+                                       f"{ARRAYS_FILE} ({m}); the saved model is inconsistent.")
+        self._annotation_rows = None
+        if "ann_genes" in arrays:
+            self._annotation_rows = pd.DataFrame(
+                {"chrom": arrays["ann_chrom"], "start": arrays["ann_start"], "end": arrays["ann_end"],
+                 "strand": arrays["ann_strand"]}, index=pd.Index(arrays["ann_genes"].astype(object)))
+        ip = sidecar["init_params"]
+        self.module = BiCLUMModule(**ip)
+        state = torch.load(os.path.join(directory, WEIGHTS_FILE), map_location="cpu", weights_only=True)
+        self.module.load_state_dict(state)
+        self.module.eval()
+        self.is_trained = True
+        return self
+
+    def __repr__(self) -> str:
+        nf = {m: len(self.features[m]) for m in MODALITIES}
+        cells = {m: len(self.cell_names[m]) for m in MODALITIES} if hasattr(self, "cell_names") else "loaded"
+        return (f"BiCLUM(modality={self.modality!r}, cells={cells}, features={nf}, "
+                f"status={self.train_status!r})")

@@ -1,0 +1,92 @@
+"""The BiCLUM network as a pure ``torch.nn.Module``: no AnnData, no training loop.
+
+* one cell encoder per modality (its PCA scores -> latent cell embedding);
+* one feature encoder per modality (a feature's fixed-size metacell sketch -> latent feature embedding);
+* a decoder per modality: ``softplus(scale) * cell_emb @ feature_emb.T + bias`` reconstructs the cell's features;
+* losses: NT-Xent between MNN cell pairs, NT-Xent between the two embeddings of the same gene, MSE reconstruction.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODALITIES = ("rna", "other")
+
+
+def mlp(n_in: int, hidden: Sequence[int], n_out: int, dropout: float, negative_slope: float) -> nn.Sequential:
+    """Linear -> BatchNorm -> LeakyReLU -> Dropout blocks, then a linear latent layer."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), nn.BatchNorm1d(width), nn.LeakyReLU(negative_slope), nn.Dropout(dropout)]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+    """NT-Xent (SimCLR) loss of positive pairs (a[i], b[i]); all other 2N-2 samples are negatives.
+
+    For the 2N L2-normalised samples s = [a; b], the loss of sample k with positive p(k) is
+    ``-log(exp(sim(k, p)/tau) / sum_{m != k} exp(sim(k, m)/tau))``; the result is the mean over the 2N samples.
+    """
+    n = a.shape[0]
+    z = F.normalize(torch.cat([a, b], dim=0), dim=1)
+    sim = z @ z.T / tau
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, targets)
+
+
+class BiCLUMModule(nn.Module):
+    def __init__(self, n_pcs: dict, n_features: dict, sketch_dim: int, hidden_dims: Sequence[int] = (256, 256),
+                 latent_dim: int = 50, dropout: float = 0.2, negative_slope: float = 0.2):
+        super().__init__()
+        self.init_params = dict(n_pcs=dict(n_pcs), n_features=dict(n_features), sketch_dim=int(sketch_dim),
+                                hidden_dims=[int(h) for h in hidden_dims], latent_dim=int(latent_dim),
+                                dropout=float(dropout), negative_slope=float(negative_slope))
+        self.cell_encoders = nn.ModuleDict(
+            {m: mlp(n_pcs[m], hidden_dims, latent_dim, dropout, negative_slope) for m in MODALITIES})
+        self.feature_encoders = nn.ModuleDict(
+            {m: mlp(sketch_dim, hidden_dims, latent_dim, dropout, negative_slope) for m in MODALITIES})
+        self.log_scale = nn.ParameterDict({m: nn.Parameter(torch.zeros(())) for m in MODALITIES})
+        self.bias = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_features[m])) for m in MODALITIES})
+
+    # inference
+    def encode_cells(self, modality: str, pcs: torch.Tensor) -> torch.Tensor:
+        return self.cell_encoders[modality](pcs)
+
+    def encode_features(self, modality: str, sketch: torch.Tensor) -> torch.Tensor:
+        return self.feature_encoders[modality](sketch)
+
+    # generative
+    def decode(self, modality: str, cell_emb: torch.Tensor, feature_emb: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.log_scale[modality]) * (cell_emb @ feature_emb.T) + self.bias[modality]
+
+    # loss
+    def loss(self, batch: dict, sketches: dict, feature_pairs: tuple, weights: dict, tau_cell: float,
+             tau_feature: float) -> dict:
+        """Loss terms of one step.
+
+        ``batch[m]`` holds ``pcs`` (cells to encode), ``target`` (dense targets of the first ``n_recon`` of them),
+        ``n_recon``; ``batch["pairs"]`` = (rows into rna cells, rows into other cells) of MNN positives;
+        ``feature_pairs`` = (rna feature indices, other feature indices) of the genes used this step.
+        Feature embeddings are computed exactly once per call.
+        """
+        cell = {m: self.encode_cells(m, batch[m]["pcs"]) for m in MODALITIES}
+        feat = {m: self.encode_features(m, sketches[m]) for m in MODALITIES}
+        terms = {}
+        for m in MODALITIES:
+            n = batch[m]["n_recon"]
+            recon = self.decode(m, cell[m][:n], feat[m])
+            terms[f"recon_{m}"] = F.mse_loss(recon, batch[m]["target"])
+        ia, ib = batch["pairs"]
+        terms["cell"] = nt_xent(cell["rna"][ia], cell["other"][ib], tau_cell) if len(ia) > 1 else cell["rna"].sum() * 0
+        fa, fb = feature_pairs
+        terms["feature"] = (nt_xent(feat["rna"][fa], feat["other"][fb], tau_feature) if len(fa) > 1
+                            else feat["rna"].sum() * 0)
+        terms["total"] = (weights["gamma_rna"] * terms["recon_rna"] + weights["gamma_other"] * terms["recon_other"]
+                          + weights["alpha"] * terms["cell"] + weights["beta"] * terms["feature"])
+        return terms

@@ -1,0 +1,221 @@
+"""Sparse preprocessing: seurat_v3 highly variable genes, library-size normalisation, log1p, scaling and PCA.
+
+Nothing here makes a dense copy of a cells x genes matrix: every step works on the CSR non-zeros, and the PCA is
+a randomised SVD (Halko et al. 2011) of the *implicitly* centred and scaled matrix, so memory is O(nnz + cells x
+components). Fitted parameters (genes, means, standard deviations, clip values, components) are kept in
+:class:`ModalityPreprocessor` so new cells (query mapping) go through exactly the same transform.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._logging import logger
+
+
+def as_csr32(X) -> sp.csr_matrix:
+    """Return X as a CSR float32 matrix (a copy only when needed)."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+    else:
+        X = sp.csr_matrix(np.asarray(X))
+    if X.dtype != np.float32:
+        X = X.astype(np.float32)
+    return X
+
+
+def row_scale(X: sp.csr_matrix, factors: np.ndarray) -> sp.csr_matrix:
+    """Multiply each row of a CSR matrix by a factor (returns a new matrix)."""
+    out = X.copy()
+    out.data *= np.repeat(np.asarray(factors, dtype=out.data.dtype), np.diff(out.indptr))
+    return out
+
+
+def sparse_mean_var(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and unbiased variance of a CSR matrix in O(nnz)."""
+    n = X.shape[0]
+    s1 = np.bincount(X.indices, weights=X.data.astype(np.float64), minlength=X.shape[1])
+    s2 = np.bincount(X.indices, weights=X.data.astype(np.float64) ** 2, minlength=X.shape[1])
+    mean = s1 / n
+    var = (s2 - n * mean**2) / max(n - 1, 1)
+    return mean, np.maximum(var, 0.0)
+
+
+def seurat_v3_hvg(counts: sp.csr_matrix, n_top_genes: int = 2000, span: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Highly variable genes with Seurat v3's variance-stabilising rule (as scanpy's ``flavor="seurat_v3"``).
+
+    A loess fit of log10(variance) on log10(mean) gives each gene an expected standard deviation; counts are
+    clipped at mean + sqrt(n_cells) * sd and the gene's standardised variance ranks it. Computed on the CSR
+    non-zeros only. Returns (indices of the top genes sorted by rank, normalised variance of every gene).
+    """
+    from skmisc.loess import loess
+
+    n = counts.shape[0]
+    mean, var = sparse_mean_var(counts)
+    not_const = var > 0
+    estimated = np.zeros(counts.shape[1])
+    x = np.log10(mean[not_const])
+    y = np.log10(var[not_const])
+    model = loess(x, y, span=span, degree=2)
+    model.fit()
+    estimated[not_const] = model.outputs.fitted_values
+    reg_std = np.sqrt(10**estimated)
+    clip_val = reg_std * np.sqrt(n) + mean
+    data = np.minimum(counts.data.astype(np.float64), clip_val[counts.indices])
+    sum_clip = np.bincount(counts.indices, weights=data, minlength=counts.shape[1])
+    sq_clip = np.bincount(counts.indices, weights=data**2, minlength=counts.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm_var = (n * mean**2 + sq_clip - 2 * sum_clip * mean) / ((n - 1) * reg_std**2)
+    norm_var[~not_const] = 0.0
+    norm_var = np.nan_to_num(norm_var)
+    order = np.argsort(-norm_var, kind="stable")
+    return order[: min(n_top_genes, int(not_const.sum()))], norm_var
+
+
+def library_sizes(counts: sp.csr_matrix) -> np.ndarray:
+    return np.asarray(counts.sum(axis=1)).ravel()
+
+
+def normalize_log1p(counts: sp.csr_matrix, target_sum: float, libsize: Optional[np.ndarray] = None) -> sp.csr_matrix:
+    """log1p(counts / library size * target_sum), sparse. ``libsize`` defaults to the row sums."""
+    if libsize is None:
+        libsize = library_sizes(counts)
+    factors = target_sum / np.maximum(libsize, 1e-12)
+    out = row_scale(counts, factors)
+    np.log1p(out.data, out=out.data)
+    return out
+
+
+class StandardizedOperator:
+    """The matrix (clip(X) - mean) / std as a linear operator over a sparse X, never materialised.
+
+    Values above mean + max_value * std are clipped in the sparse data (as ``sc.pp.scale(max_value=...)``); the
+    implicit zeros are not clipped (they stand at -mean/std, which is below -max_value only for near-constant,
+    highly expressed genes).
+    """
+
+    def __init__(self, X: sp.csr_matrix, mean: np.ndarray, std: np.ndarray, max_value: Optional[float]):
+        X = X.copy()
+        if max_value is not None:
+            upper = (mean + max_value * std).astype(np.float32)
+            np.minimum(X.data, upper[X.indices], out=X.data)
+        self.X = X
+        self.mean = mean.astype(np.float32)
+        self.inv_std = (1.0 / std).astype(np.float32)
+        self.shape = X.shape
+
+    def dot(self, M: np.ndarray) -> np.ndarray:
+        Ms = M * self.inv_std[:, None]
+        return np.asarray(self.X @ Ms) - (self.mean @ Ms)[None, :]
+
+    def tdot(self, U: np.ndarray) -> np.ndarray:
+        XtU = np.asarray(self.X.T @ U)
+        return (XtU - self.mean[:, None] * U.sum(axis=0)[None, :]) * self.inv_std[:, None]
+
+
+class StackedOperator:
+    """Row-wise stack of StandardizedOperators over the same columns (a joint PCA of several modalities)."""
+
+    def __init__(self, blocks: Sequence[StandardizedOperator]):
+        self.blocks = list(blocks)
+        self.sizes = [b.shape[0] for b in self.blocks]
+        self.shape = (sum(self.sizes), self.blocks[0].shape[1])
+
+    def dot(self, M):
+        return np.vstack([b.dot(M) for b in self.blocks])
+
+    def tdot(self, U):
+        out, start = 0, 0
+        for b, n in zip(self.blocks, self.sizes):
+            out = out + b.tdot(U[start:start + n])
+            start += n
+        return out
+
+
+def randomized_pca(op, n_comps: int, seed: int = 0, n_iter: int = 6, oversample: int = 10):
+    """Randomised SVD of an (implicitly centred) operator: returns (scores U*S, components V (genes x k), S)."""
+    rng = np.random.default_rng(seed)
+    n, m = op.shape
+    k = min(n_comps, n - 1, m)
+    ell = min(k + oversample, m, n)
+    Q = op.dot(rng.standard_normal((m, ell)).astype(np.float32))
+    Q, _ = np.linalg.qr(Q)
+    for _ in range(n_iter):
+        Z, _ = np.linalg.qr(op.tdot(Q))
+        Q, _ = np.linalg.qr(op.dot(Z))
+    B = op.tdot(Q).T  # ell x m
+    Ub, S, Vt = np.linalg.svd(B.astype(np.float64), full_matrices=False)
+    U = Q @ Ub[:, :k].astype(np.float32)
+    V = Vt[:k].T.astype(np.float32)
+    # sign convention: largest absolute loading positive (deterministic output)
+    signs = np.sign(V[np.abs(V).argmax(axis=0), np.arange(k)])
+    signs[signs == 0] = 1
+    V *= signs
+    U *= signs
+    return (U * S[:k].astype(np.float32)).astype(np.float32), V, S[:k]
+
+
+@dataclass
+class ModalityPreprocessor:
+    """Fitted per-modality transform: counts -> normalised log1p of the model's features -> scaled -> PCs."""
+
+    features: np.ndarray          # feature names used (order of the model's feature axis)
+    mean: np.ndarray
+    std: np.ndarray
+    components: np.ndarray        # features x n_pcs
+    target_sum: float
+    max_value: Optional[float]
+
+    @classmethod
+    def fit(cls, counts: sp.csr_matrix, var_names: np.ndarray, features: np.ndarray, target_sum: float,
+            n_pcs: int, max_value: Optional[float], seed: int) -> tuple["ModalityPreprocessor", np.ndarray, sp.csr_matrix]:
+        """Fit on training counts; returns (preprocessor, PC scores, normalised log1p matrix of the features)."""
+        norm = cls._normalized(counts, var_names, features, target_sum)
+        mean, var = sparse_mean_var(norm)
+        std = np.sqrt(var)
+        std[std == 0] = 1.0
+        op = StandardizedOperator(norm, mean, std, max_value)
+        scores, components, _ = randomized_pca(op, n_pcs, seed=seed)
+        pre = cls(np.asarray(features), mean.astype(np.float32), std.astype(np.float32), components, target_sum, max_value)
+        return pre, scores, norm
+
+    @staticmethod
+    def _normalized(counts, var_names, features, target_sum):
+        lib = library_sizes(counts)
+        index = {g: i for i, g in enumerate(var_names)}
+        cols = np.array([index[g] for g in features], dtype=np.int64)
+        return normalize_log1p(counts[:, cols], target_sum, libsize=lib)
+
+    def transform(self, counts: sp.csr_matrix, var_names: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """PC scores and normalised features of new cells (features must contain the fitted ones)."""
+        norm = self._normalized(counts, var_names, self.features, self.target_sum)
+        op = StandardizedOperator(norm, self.mean, self.std, self.max_value)
+        return op.dot(self.components).astype(np.float32), norm
+
+    def to_arrays(self, prefix: str) -> dict:
+        return {f"{prefix}features": self.features.astype(str), f"{prefix}mean": self.mean, f"{prefix}std": self.std,
+                f"{prefix}components": self.components,
+                f"{prefix}scalars": np.array([self.target_sum, np.nan if self.max_value is None else self.max_value])}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str) -> "ModalityPreprocessor":
+        target_sum, max_value = arrays[f"{prefix}scalars"]
+        return cls(arrays[f"{prefix}features"].astype(object), arrays[f"{prefix}mean"], arrays[f"{prefix}std"],
+                   arrays[f"{prefix}components"], float(target_sum), None if np.isnan(max_value) else float(max_value))
+
+
+def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int, seed: int,
+                     max_value: Optional[float] = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality."""
+    blocks = []
+    for norm in (norm_a, norm_b):
+        mean, var = sparse_mean_var(norm)
+        std = np.sqrt(var)
+        std[std == 0] = 1.0
+        blocks.append(StandardizedOperator(norm, mean, std, max_value))
+    scores, _, _ = randomized_pca(StackedOperator(blocks), n_comps, seed=seed)
+    logger.debug("joint PCA of %d shared genes -> %d components", norm_a.shape[1], scores.shape[1])
+    return scores[: norm_a.shape[0]], scores[norm_a.shape[0]:]

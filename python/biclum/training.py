@@ -1,0 +1,274 @@
+"""The training loop: mini-batch sampling, early stopping, checkpoints, a non-finite guard and clean interruption.
+
+Cost per epoch is linear in cells: each step encodes a fixed number of cells and computes the feature
+embeddings (whose input size does not depend on the number of cells) exactly once.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._logging import logger
+from .config import TrainConfig
+from .errors import BiclumInputError, BiclumWarning
+from .module import MODALITIES, BiCLUMModule
+
+CHECKPOINT_FILE = "checkpoint.pt"
+TERMS = ("total", "recon_rna", "recon_other", "cell", "feature")
+
+
+@dataclass
+class TrainingData:
+    """Everything the loop reads, built once by the model's setup step."""
+
+    pcs: dict                 # modality -> float32 array (cells x n_pcs)
+    targets: dict             # modality -> CSR float32 (cells x features)
+    sketches: dict            # modality -> float32 array (features x sketch_dim)
+    partners: dict            # modality -> CSR adjacency to the other modality's cells (MNN)
+    feature_pairs: tuple      # (rna feature indices, other feature indices)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    status: str = "not started"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BiclumInputError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu' or 'auto'.")
+    return torch.device(device)
+
+
+class _InterruptFlag:
+    """SIGINT sets a flag so the loop can finish its current step and return a usable model."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.raised = True
+        logger.warning("interrupt received: finishing the current step (press Ctrl-C again to abort at once)")
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _sample_pairs(partners: sp.csr_matrix, cells: np.ndarray, rng: np.random.Generator):
+    deg = np.diff(partners.indptr)[cells]
+    positions = np.flatnonzero(deg > 0)
+    offsets = (rng.random(len(positions)) * deg[positions]).astype(np.int64)
+    return positions, partners.indices[partners.indptr[cells[positions]] + offsets]
+
+
+class Trainer:
+    def __init__(self, module: BiCLUMModule, data: TrainingData, config: TrainConfig, device: torch.device,
+                 progress: bool = True, progress_callback: Optional[Callable] = None):
+        self.module = module.to(device)
+        self.data = data
+        self.cfg = config
+        self.device = device
+        self.progress = progress
+        self.callback = progress_callback
+        self.n = {m: data.pcs[m].shape[0] for m in MODALITIES}
+        self.pcs = {m: torch.as_tensor(data.pcs[m], device=device) for m in MODALITIES}
+        self.sketches = {m: torch.as_tensor(data.sketches[m], device=device) for m in MODALITIES}
+        self.batch_size = {m: min(config.batch_size, self.n[m]) for m in MODALITIES}
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.rng = np.random.default_rng(config.seed)
+        self.state = TrainState()
+        self.best_state: Optional[dict] = None
+        self.weights = dict(alpha=config.alpha, beta=config.beta, gamma_rna=config.gamma_rna,
+                            gamma_other=config.gamma_other)
+        self.loss_fn = module.loss  # tests may wrap this to inject faults
+
+    # ---------------------------------------------------------------- one step
+    def _batch(self, idx: dict) -> dict:
+        pos_r, part_o = _sample_pairs(self.data.partners["rna"], idx["rna"], self.rng)
+        pos_o, part_r = _sample_pairs(self.data.partners["other"], idx["other"], self.rng)
+        cells = {"rna": np.concatenate([idx["rna"], part_r]), "other": np.concatenate([idx["other"], part_o])}
+        nb = {m: len(idx[m]) for m in MODALITIES}
+        ia = np.concatenate([pos_r, nb["rna"] + np.arange(len(part_r))])
+        ib = np.concatenate([nb["other"] + np.arange(len(part_o)), pos_o])
+        if len(ia) > self.cfg.batch_size:  # the cell-level loss is O(pairs^2): keep batch_size pairs per step
+            sel = np.sort(self.rng.choice(len(ia), size=self.cfg.batch_size, replace=False))
+            ia, ib = ia[sel], ib[sel]
+        batch = {"pairs": (torch.as_tensor(ia, device=self.device), torch.as_tensor(ib, device=self.device))}
+        for m in MODALITIES:
+            target = self.data.targets[m][idx[m]].toarray()
+            batch[m] = {"pcs": self.pcs[m][torch.as_tensor(cells[m], device=self.device)],
+                        "target": torch.as_tensor(target, device=self.device), "n_recon": nb[m]}
+        return batch
+
+    def _feature_pairs(self):
+        fa, fb = self.data.feature_pairs
+        k = self.cfg.feature_batch_size
+        if len(fa) > k:
+            sel = np.sort(self.rng.choice(len(fa), size=k, replace=False))
+            fa, fb = fa[sel], fb[sel]
+        return torch.as_tensor(fa, device=self.device), torch.as_tensor(fb, device=self.device)
+
+    def _epoch_order(self, n_steps: int) -> dict:
+        order = {}
+        for m in MODALITIES:
+            need = n_steps * self.batch_size[m]
+            reps = [self.rng.permutation(self.n[m]) for _ in range(math.ceil(need / self.n[m]))]
+            order[m] = np.concatenate(reps)[:need]
+        return order
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, directory: str) -> str:
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, CHECKPOINT_FILE)
+        payload = {
+            "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "state": json.dumps(self.state.__dict__), "best_state": self.best_state,
+        }
+        tmp = path + ".tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: str) -> None:
+        if os.path.isdir(path):
+            path = os.path.join(path, CHECKPOINT_FILE)
+        if not os.path.exists(path):
+            raise BiclumInputError(f"resume={path!r}: no checkpoint there; give the checkpoint_dir of the "
+                                   f"interrupted run (it holds {CHECKPOINT_FILE}).")
+        payload = torch.load(path, map_location=self.device, weights_only=True)
+        self.module.load_state_dict(payload["module"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        torch.set_rng_state(payload["torch_rng"])
+        self.rng.bit_generator.state = json.loads(payload["numpy_rng"])
+        self.state = TrainState(**json.loads(payload["state"]))
+        self.best_state = payload["best_state"]
+        logger.info("resumed from %s after epoch %d", path, self.state.epoch)
+
+    # ---------------------------------------------------------------- loop
+    def fit(self, max_epochs: int, checkpoint_dir: Optional[str] = None, resume: Optional[str] = None) -> TrainState:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        if resume is not None:
+            self.load_checkpoint(resume)
+        n_steps = max(math.ceil(self.n[m] / self.batch_size[m]) for m in MODALITIES)
+        logger.info("training: up to %d epochs of %d steps (batch %d, lr %g, patience %d) on %s",
+                    max_epochs, n_steps, cfg.batch_size, cfg.lr, cfg.patience, self.device)
+        bar = tqdm(total=max_epochs, initial=self.state.epoch, disable=not self.progress, desc="biclum",
+                   unit="epoch", dynamic_ncols=True)
+        self.state.status = "running"
+        last_good = copy.deepcopy(self.module.state_dict())
+        with _InterruptFlag() as interrupt:
+            while self.state.epoch < max_epochs:
+                epoch = self.state.epoch
+                self.module.train()
+                sums = dict.fromkeys(TERMS, 0.0)
+                t0 = time.perf_counter()
+                order = self._epoch_order(n_steps)
+                stopped = None
+                for s in range(n_steps):
+                    idx = {m: order[m][s * self.batch_size[m]:(s + 1) * self.batch_size[m]] for m in MODALITIES}
+                    terms = self.loss_fn(self._batch(idx), self.sketches, self._feature_pairs(), self.weights,
+                                         cfg.tau_cell, cfg.tau_feature)
+                    bad = [k for k in TERMS if not torch.isfinite(terms[k]).all()]
+                    if bad:
+                        stopped = self._stop_nonfinite(epoch, s, bad, terms, last_good)
+                        break
+                    self.optimizer.zero_grad(set_to_none=True)
+                    terms["total"].backward()
+                    self.optimizer.step()
+                    for k in TERMS:
+                        sums[k] += float(terms[k].detach())
+                    if interrupt.raised:
+                        stopped = "interrupted"
+                        break
+                if stopped == "nonfinite":
+                    break
+                done = s + 1
+                record = {k: sums[k] / done for k in TERMS}
+                record.update(epoch=epoch, seconds=time.perf_counter() - t0, steps=done)
+                self.state.history.append(record)
+                if stopped == "interrupted":
+                    self.state.status = f"interrupted during epoch {epoch}"
+                    warnings.warn(f"training interrupted during epoch {epoch}; the model keeps its best weights "
+                                  f"so far and can be used or resumed from a checkpoint.", BiclumWarning)
+                    if checkpoint_dir:
+                        self.save_checkpoint(checkpoint_dir)
+                    break
+                self.state.epoch = epoch + 1
+                last_good = copy.deepcopy(self.module.state_dict())
+                improved = record["total"] < self.state.best_loss - cfg.min_delta * abs(self.state.best_loss)
+                if improved or self.best_state is None:
+                    self.state.best_loss, self.state.best_epoch, self.state.bad_epochs = record["total"], epoch, 0
+                    self.best_state = last_good
+                else:
+                    self.state.bad_epochs += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['total']:.4g}", cell=f"{record['cell']:.3f}",
+                                feat=f"{record['feature']:.3f}")
+                logger.debug("epoch %d: %s", epoch, {k: round(v, 5) for k, v in record.items()})
+                if self.callback is not None:
+                    self.callback("train", epoch + 1, max_epochs,
+                                  f"epoch {epoch + 1}/{max_epochs}: loss {record['total']:.4g} "
+                                  f"(recon {record['recon_rna']:.3g}/{record['recon_other']:.3g}, "
+                                  f"cell {record['cell']:.3g}, feature {record['feature']:.3g})")
+                if checkpoint_dir and cfg.checkpoint_every and self.state.epoch % cfg.checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint_dir)
+                if self.state.bad_epochs >= cfg.patience:
+                    self.state.status = f"early stopped after epoch {epoch} (best epoch {self.state.best_epoch})"
+                    break
+            else:
+                self.state.status = f"reached max_epochs={max_epochs}"
+        bar.close()
+        if self.best_state is not None and not self.state.status.startswith("stopped"):
+            self.module.load_state_dict(self.best_state)
+        if checkpoint_dir and self.state.status.startswith(("early", "reached")):
+            self.save_checkpoint(checkpoint_dir)
+        logger.info("training %s; best epoch %d, loss %.5g", self.state.status, self.state.best_epoch,
+                    self.state.best_loss)
+        return self.state
+
+    def _stop_nonfinite(self, epoch, step, bad, terms, last_good) -> str:
+        values = {k: float(terms[k].detach()) for k in TERMS}
+        finite_params = all(torch.isfinite(p).all() for p in self.module.parameters())
+        if not finite_params:
+            self.module.load_state_dict(last_good)
+        term = next((k for k in bad if k != "total"), "total")
+        msg = (f"non-finite loss at epoch {epoch}, step {step}: term {term!r} = {values[term]} "
+               f"(all terms: {values}); training stopped and the model keeps its last good weights. "
+               f"Lower lr, check the inputs for extreme values, or lower alpha/beta.")
+        self.state.status = f"stopped: {msg}"
+        logger.error(msg)
+        warnings.warn(msg, BiclumWarning)
+        return "nonfinite"
