@@ -329,9 +329,10 @@ class BiCLUM:
             arrays[f"{m}_sketch"] = self.sketches[m]
         if self._annotation_rows is not None:
             ann = self._annotation_rows
-            arrays.update(ann_genes=np.asarray(ann.index, dtype=str), ann_chrom=ann["chrom"].astype(str).values,
-                          ann_start=ann["start"].values.astype(np.int64), ann_end=ann["end"].values.astype(np.int64),
-                          ann_strand=ann["strand"].astype(str).values)
+            arrays.update(ann_genes=np.asarray(ann.index, dtype=str), ann_chrom=np.asarray(ann["chrom"], dtype=str),
+                          ann_start=np.asarray(ann["start"], dtype=np.int64),
+                          ann_end=np.asarray(ann["end"], dtype=np.int64),
+                          ann_strand=np.asarray(ann["strand"], dtype=str))
         np.savez_compressed(os.path.join(directory, ARRAYS_FILE), **arrays)
         sidecar = {"biclum_version": __version__, "modality": self.modality, "config": self.config.to_dict(),
                    "init_params": self.module.init_params,

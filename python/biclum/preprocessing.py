@@ -178,7 +178,8 @@ class ModalityPreprocessor:
         std = np.sqrt(var)
         std[std == 0] = 1.0
         op = StandardizedOperator(norm, mean, std, max_value)
-        scores, components, _ = randomized_pca(op, n_pcs, seed=seed)
+        _, components, _ = randomized_pca(op, n_pcs, seed=seed)
+        scores = op.dot(components).astype(np.float32)  # exactly the transform that query cells get
         pre = cls(np.asarray(features), mean.astype(np.float32), std.astype(np.float32), components, target_sum, max_value)
         return pre, scores, norm
 
@@ -196,7 +197,7 @@ class ModalityPreprocessor:
         return op.dot(self.components).astype(np.float32), norm
 
     def to_arrays(self, prefix: str) -> dict:
-        return {f"{prefix}features": self.features.astype(str), f"{prefix}mean": self.mean, f"{prefix}std": self.std,
+        return {f"{prefix}features": np.asarray(self.features, dtype=str), f"{prefix}mean": self.mean, f"{prefix}std": self.std,
                 f"{prefix}components": self.components,
                 f"{prefix}scalars": np.array([self.target_sum, np.nan if self.max_value is None else self.max_value])}
 

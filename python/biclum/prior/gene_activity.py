@@ -232,9 +232,8 @@ def _genome_check(p_key, p_start, p_end, ann, label, *, window=1000, min_fractio
 # --------------------------------------------------------------------------- gene activity
 def _looks_gene_level(names: pd.Index, ann: Optional[pd.DataFrame]) -> bool:
     names = pd.Index(names).astype(str)
-    if ann is not None:
-        if names.str.upper().isin(ann["gene_name"].astype(str).str.upper()).mean() >= 0.5:
-            return True
+    if ann is not None:  # with an annotation, gene-level means: most names are its genes
+        return bool(names.str.upper().isin(ann["gene_name"].astype(str).str.upper()).mean() >= 0.5)
     return float(pd.Series(names).str.match(_SYMBOL_RE).mean()) >= 0.9
 
 
