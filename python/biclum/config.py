@@ -62,6 +62,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"              # "cpu", "cuda", or "auto"
     checkpoint_every: int = 10       # epochs between checkpoints when a checkpoint_dir is given
+    refresh_pairs_every: int = 0     # re-find MNN pairs in the learned embedding every N epochs (0: never, paper)
+    num_threads: Optional[int] = None  # torch CPU threads (None: torch's default)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

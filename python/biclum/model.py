@@ -215,7 +215,7 @@ class BiCLUM:
         logger.info("config (%s preset): %s", self.config.preset,
                     {k: v for k, v in self.config.flat().items()})
         trainer = Trainer(self.module, self._data, t, device, progress=progress,
-                          progress_callback=progress_callback or self._callback)
+                          progress_callback=progress_callback or self._callback, refresh_pairs=self._refresh_pairs)
         self._trainer = trainer
         t0 = time.perf_counter()
         state = trainer.fit(max_epochs, checkpoint_dir=checkpoint_dir, resume=resume)
@@ -225,6 +225,16 @@ class BiCLUM:
         self.train_status = state.status
         self.is_trained = True
         return self
+
+    def _refresh_pairs(self, module) -> dict:
+        """MNN pairs re-found in the current joint embedding (``refresh_pairs_every``)."""
+        emb = {m: self._encode(m, self._data.pcs[m]) for m in MODALITIES}
+        k = min(self.config.pairs.mnn_k, *(e.shape[0] for e in emb.values()))
+        pairs = mutual_nearest_neighbors(emb["rna"], emb["other"], k, self.config.pairs.exact_knn_max,
+                                         self.config.train.seed)
+        self.pair_flags = dict(zip(MODALITIES, pairs.flags()))
+        self.n_mnn_pairs = pairs.n_pairs
+        return {"rna": pairs.rna_partners, "other": pairs.other_partners}
 
     # ================================================================== results
     def _device(self):

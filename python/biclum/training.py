@@ -92,7 +92,8 @@ def _sample_pairs(partners: sp.csr_matrix, cells: np.ndarray, rng: np.random.Gen
 
 class Trainer:
     def __init__(self, module: BiCLUMModule, data: TrainingData, config: TrainConfig, device: torch.device,
-                 progress: bool = True, progress_callback: Optional[Callable] = None):
+                 progress: bool = True, progress_callback: Optional[Callable] = None,
+                 refresh_pairs: Optional[Callable] = None):
         self.module = module.to(device)
         self.data = data
         self.cfg = config
@@ -110,6 +111,7 @@ class Trainer:
         self.weights = dict(alpha=config.alpha, beta=config.beta, gamma_rna=config.gamma_rna,
                             gamma_other=config.gamma_other)
         self.loss_fn = module.loss  # tests may wrap this to inject faults
+        self.refresh_pairs = refresh_pairs  # callable(module) -> {"rna": csr, "other": csr} of new MNN partners
 
     # ---------------------------------------------------------------- one step
     def _batch(self, idx: dict) -> dict:
@@ -153,6 +155,9 @@ class Trainer:
             "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(self.rng.bit_generator.state),
             "state": json.dumps(self.state.__dict__), "best_state": self.best_state,
+            "partners": {m: {"indptr": torch.as_tensor(self.data.partners[m].indptr.astype(np.int64)),
+                             "indices": torch.as_tensor(self.data.partners[m].indices.astype(np.int64)),
+                             "shape": list(self.data.partners[m].shape)} for m in MODALITIES},
         }
         tmp = path + ".tmp"
         torch.save(payload, tmp)
@@ -172,6 +177,11 @@ class Trainer:
         self.rng.bit_generator.state = json.loads(payload["numpy_rng"])
         self.state = TrainState(**json.loads(payload["state"]))
         self.best_state = payload["best_state"]
+        for m in MODALITIES:
+            part = payload["partners"][m]
+            indices = part["indices"].numpy()
+            self.data.partners[m] = sp.csr_matrix((np.ones(len(indices), np.float32), indices,
+                                                   part["indptr"].numpy()), shape=tuple(part["shape"]))
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
 
     # ---------------------------------------------------------------- loop
@@ -179,6 +189,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        if cfg.num_threads:
+            torch.set_num_threads(int(cfg.num_threads))
         torch.manual_seed(cfg.seed)
         if resume is not None:
             self.load_checkpoint(resume)
@@ -243,6 +255,10 @@ class Trainer:
                                   f"epoch {epoch + 1}/{max_epochs}: loss {record['total']:.4g} "
                                   f"(recon {record['recon_rna']:.3g}/{record['recon_other']:.3g}, "
                                   f"cell {record['cell']:.3g}, feature {record['feature']:.3g})")
+                if (self.refresh_pairs is not None and cfg.refresh_pairs_every
+                        and self.state.epoch % cfg.refresh_pairs_every == 0 and self.state.epoch < max_epochs):
+                    self.data.partners = self.refresh_pairs(self.module)
+                    self.module.train()
                 if checkpoint_dir and cfg.checkpoint_every and self.state.epoch % cfg.checkpoint_every == 0:
                     self.save_checkpoint(checkpoint_dir)
                 if self.state.bad_epochs >= cfg.patience:
