@@ -1,18 +1,33 @@
-"""biclum: bilateral contrastive learning for unpaired single-cell multi-omics integration."""
+"""biclum: bilateral contrastive learning for unpaired single-cell multi-omics integration.
+
+``import biclum`` is light: the torch-based model (``BiCLUM``, ``integrate``) and the submodules load on first use.
+"""
 from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
 from ._logging import logger, set_verbosity
 from .errors import BiclumError, BiclumInputError, BiclumModelError, BiclumTrainingError, BiclumWarning
 
-from .config import BiclumConfig
-from .model import BiCLUM
-from .api import IntegrationResult, integrate
-from . import datasets, prior
+_LAZY = {"BiCLUM": ".model", "BiclumConfig": ".config", "integrate": ".api", "IntegrationResult": ".api"}
+_SUBMODULES = {"datasets", "prior", "metrics", "downstream", "plotting", "preprocessing", "pairs", "bridge", "io",
+               "baselines", "benchmark", "config", "model", "api", "training", "module", "validation"}
 
 __all__ = [
-    "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "datasets", "prior",
+    "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "datasets", "prior", "metrics", "downstream",
     "__version__", "logger", "set_verbosity",
     "BiclumError", "BiclumInputError", "BiclumModelError", "BiclumTrainingError", "BiclumWarning",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'biclum' has no attribute {name!r}")
+    globals()[name] = value
+    return value

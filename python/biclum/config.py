@@ -26,6 +26,8 @@ class PreprocessConfig:
     max_value: Optional[float] = 10.0  # clip scaled values (scanpy's sc.pp.scale(max_value=10))
     target: str = "normalized"       # reconstruction target: "normalized" (log1p of normalised) or "counts"
     min_shared_genes: int = 20       # fewer shared genes between modalities than this is an error
+    atac_encoder_input: str = "auto"  # ATAC cell encoder input: "peaks_lsi", "gene_activity", or "auto" (LSI of
+                                      # the peaks when the input has peaks; gene-activity PCs otherwise)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ModelConfig:
     dropout: float = 0.2
     negative_slope: float = 0.2      # LeakyReLU
     n_metacells: int = 256           # feature encoders' input size: a feature's mean over this many metacells
+    normalize_output: bool = True    # return L2-normalised cell embeddings (the contrastive losses use cosine)
 
 
 @dataclass
@@ -67,8 +70,8 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 60, "patience": 10},
+    "paper": {"atac_encoder_input": "gene_activity", "normalize_output": False},
+    "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10},
 }
 
 
@@ -105,6 +108,9 @@ class BiclumConfig:
 
     def validate(self) -> None:
         p, t, m = self.preprocess, self.train, self.model
+        if p.atac_encoder_input not in ("auto", "peaks_lsi", "gene_activity"):
+            raise BiclumInputError(f"atac_encoder_input={p.atac_encoder_input!r}: use 'auto', 'peaks_lsi' or "
+                                   f"'gene_activity'.")
         if p.target not in ("normalized", "counts"):
             raise BiclumInputError(f"target={p.target!r}: use 'normalized' or 'counts'.")
         for name in ("tau_cell", "tau_feature", "lr"):

@@ -24,7 +24,7 @@ from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
 from .pairs import feature_pairs, mutual_nearest_neighbors
-from .preprocessing import ModalityPreprocessor, as_csr32, joint_shared_pca, seurat_v3_hvg
+from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
 from .sketch import feature_sketch, metacell_assignments
 from .training import Trainer, TrainingData, resolve_device
 from .validation import cap_to_data, check_modality, check_shared_genes
@@ -145,6 +145,21 @@ class BiCLUM:
         self.timings["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        self.peak_lsi = None
+        use_lsi = (self.modality == "atac" and cfg.preprocess.atac_encoder_input != "gene_activity"
+                   and not self.gene_space_info.get("gene_level", False))
+        if cfg.preprocess.atac_encoder_input == "peaks_lsi" and not use_lsi:
+            raise BiclumInputError("atac_encoder_input='peaks_lsi' needs ATAC peaks, but the input is gene-level; "
+                                   "pass the peak matrix or use atac_encoder_input='gene_activity'.")
+        if use_lsi:
+            peaks = as_csr32(other_view.X)[np.flatnonzero(keep_other)]
+            self.peak_lsi, pcs["other"] = PeakLSI.fit(peaks, np.asarray(other_view.var_names),
+                                                      cfg.preprocess.n_pcs, seed)
+            logger.info("ATAC cell encoder input: LSI of %d peaks (%d components)", len(self.peak_lsi.peaks),
+                        pcs["other"].shape[1])
+        self.timings["preprocess"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         self._stage(5, "finding mutual nearest neighbours between modalities")
         pos = {m: {g: i for i, g in enumerate(self.features[m])} for m in MODALITIES}
         shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
@@ -193,7 +208,10 @@ class BiCLUM:
     def _build_module(self) -> BiCLUMModule:
         m = self.config.model
         torch.manual_seed(self.config.train.seed)
-        return BiCLUMModule(n_pcs={k: self.preprocessors[k].components.shape[1] for k in MODALITIES},
+        n_in = {k: self.preprocessors[k].components.shape[1] for k in MODALITIES}
+        if getattr(self, "peak_lsi", None) is not None:
+            n_in["other"] = self.peak_lsi.components.shape[1]
+        return BiCLUMModule(n_pcs=n_in,
                             n_features={k: len(self.features[k]) for k in MODALITIES},
                             sketch_dim=m.n_metacells, hidden_dims=m.hidden_dims, latent_dim=m.latent_dim,
                             dropout=m.dropout, negative_slope=m.negative_slope)
@@ -244,8 +262,10 @@ class BiCLUM:
     def _encode(self, modality: str, pcs: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         self.module.eval()
         enc = self.module.cell_encoders[modality]
-        out = [enc(torch.as_tensor(pcs[i:i + batch_size], device=self._device())).cpu().numpy()
-               for i in range(0, pcs.shape[0], batch_size)]
+        out = [enc(torch.as_tensor(pcs[i:i + batch_size], device=self._device())) for i in range(0, pcs.shape[0], batch_size)]
+        if self.config.model.normalize_output:
+            out = [torch.nn.functional.normalize(o, dim=1) for o in out]
+        out = [o.cpu().numpy() for o in out]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.model.latent_dim), np.float32)
 
     def get_cell_embeddings(self, modality: str = "rna") -> np.ndarray:
@@ -277,6 +297,8 @@ class BiCLUM:
         self._check_modality_name(modality)
         check = check_modality(adata, f"query {modality}", layer)
         view = _counts_view(adata, layer)[check.keep_cells]
+        if modality == "other" and self.peak_lsi is not None:
+            return self._encode("other", self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names)))
         if modality == "other":
             if self.modality == "atac" and annotation is None and self._annotation_rows is not None:
                 ann = self._annotation_rows.reset_index(names="gene_name")
@@ -337,6 +359,8 @@ class BiCLUM:
         for m in MODALITIES:
             arrays.update(self.preprocessors[m].to_arrays(f"{m}_"))
             arrays[f"{m}_sketch"] = self.sketches[m]
+        if self.peak_lsi is not None:
+            arrays.update(self.peak_lsi.to_arrays("lsi_"))
         if self._annotation_rows is not None:
             ann = self._annotation_rows
             arrays.update(ann_genes=np.asarray(ann.index, dtype=str), ann_chrom=np.asarray(ann["chrom"], dtype=str),
@@ -378,6 +402,7 @@ class BiCLUM:
             if list(self.preprocessors[m].features.astype(str)) != list(self.features[m].astype(str)):
                 raise BiclumModelError(f"{directory!r}: the feature list in {SIDECAR_FILE} does not match "
                                        f"{ARRAYS_FILE} ({m}); the saved model is inconsistent.")
+        self.peak_lsi = PeakLSI.from_arrays(arrays, "lsi_") if "lsi_peaks" in arrays else None
         self._annotation_rows = None
         if "ann_genes" in arrays:
             self._annotation_rows = pd.DataFrame(

@@ -220,3 +220,72 @@ def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int,
     scores, _, _ = randomized_pca(StackedOperator(blocks), n_comps, seed=seed)
     logger.debug("joint PCA of %d shared genes -> %d components", norm_a.shape[1], scores.shape[1])
     return scores[: norm_a.shape[0]], scores[norm_a.shape[0]:]
+
+
+@dataclass
+class PeakLSI:
+    """Latent semantic indexing of ATAC peaks (TF-IDF as Signac's RunTFIDF method 1, then a randomised SVD of
+    the standardised matrix; the first component, which tracks sequencing depth, is dropped as Signac does).
+
+    Used as the ATAC cell encoder's input when the input has peaks: gene activity sums peaks per gene and loses
+    information (5-NN cell-type accuracy within SNARE-seq ATAC: 0.50 from gene-activity PCs, 0.66 from peak LSI).
+    The reconstruction and the feature-level loss stay in gene space.
+    """
+
+    peaks: np.ndarray
+    idf: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    components: np.ndarray  # peaks x n_components (first component already dropped)
+
+    @staticmethod
+    def _tfidf(P: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+        P = P.copy()
+        P.data[:] = 1.0  # binarised accessibility
+        totals = np.maximum(np.asarray(P.sum(axis=1)).ravel(), 1.0)
+        T = row_scale(P, 1e4 / totals)
+        T.data *= idf[T.indices].astype(np.float32)
+        np.log1p(T.data, out=T.data)
+        return T
+
+    @classmethod
+    def fit(cls, P: sp.csr_matrix, peak_names: np.ndarray, n_components: int, seed: int) -> tuple["PeakLSI", np.ndarray]:
+        detected = np.asarray((P != 0).sum(axis=0)).ravel()
+        keep = detected > 0
+        P = P[:, np.flatnonzero(keep)]
+        idf = (P.shape[0] / np.maximum(detected[keep], 1)).astype(np.float32)
+        T = cls._tfidf(P, idf)
+        mean, var = sparse_mean_var(T)
+        std = np.sqrt(var)
+        std[std == 0] = 1.0
+        op = StandardizedOperator(T, mean, std, None)
+        k = min(n_components + 1, min(T.shape) - 1)
+        _, V, _ = randomized_pca(op, k, seed=seed)
+        lsi = cls(np.asarray(peak_names)[keep], idf, mean.astype(np.float32), std.astype(np.float32), V[:, 1:])
+        return lsi, lsi._scores(op)
+
+    def _scores(self, op) -> np.ndarray:
+        s = op.dot(self.components)
+        return (s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def transform(self, P: sp.csr_matrix, peak_names) -> np.ndarray:
+        index = {p: i for i, p in enumerate(np.asarray(peak_names))}
+        cols = np.array([index.get(p, -1) for p in self.peaks])
+        if (cols < 0).any():
+            missing = self.peaks[cols < 0]
+            from .errors import BiclumModelError
+
+            raise BiclumModelError(f"query ATAC lacks {len(missing)} of the model's {len(self.peaks)} peaks (e.g. "
+                                   f"{list(missing[:3])}); the model's ATAC encoder reads these peaks. Use the same "
+                                   f"peak set (e.g. re-quantify the query on the model's peaks).")
+        T = self._tfidf(as_csr32(P)[:, cols], self.idf)
+        return self._scores(StandardizedOperator(T, self.mean, self.std, None))
+
+    def to_arrays(self, prefix: str) -> dict:
+        return {f"{prefix}peaks": np.asarray(self.peaks, dtype=str), f"{prefix}idf": self.idf,
+                f"{prefix}mean": self.mean, f"{prefix}std": self.std, f"{prefix}components": self.components}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str) -> "PeakLSI":
+        return cls(arrays[f"{prefix}peaks"].astype(object), arrays[f"{prefix}idf"], arrays[f"{prefix}mean"],
+                   arrays[f"{prefix}std"], arrays[f"{prefix}components"])

@@ -25,7 +25,7 @@ def metacell_assignments(scores: np.ndarray, n_metacells: int, seed: int, n_dims
     n_clusters = int(min(n_metacells, max(2, scores.shape[0] // 5)))
     if n_clusters < n_metacells:
         logger.info("only %d cells: %d metacells instead of %d", scores.shape[0], n_clusters, n_metacells)
-    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=4096, n_init=3,
+    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=4096, n_init=1,
                          max_iter=100)
     return km.fit_predict(np.ascontiguousarray(scores[:, :n_dims], dtype=np.float32))
 
