@@ -100,8 +100,10 @@ class BiclumConfig:
             if key not in owners:
                 raise BiclumInputError(
                     f"unknown biclum option {key!r}; valid options are: {', '.join(sorted(owners))}.")
-            if key == "hidden_dims":
-                value = tuple(int(v) for v in value)
+            if key == "hidden_dims":  # a sequence, "256,256", or one width for the paper's two layers
+                if isinstance(value, str):
+                    value = value.split(",")
+                value = (int(value),) * 2 if isinstance(value, (int, float)) else tuple(int(v) for v in value)
             setattr(owners[key], key, value)
         self.validate()
         return self

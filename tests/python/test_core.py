@@ -214,3 +214,21 @@ def test_k_capped_to_data():
     rna, atac, ann = simulate(60, n_genes=200, n_distal_peaks=50, seed=2)
     with pytest.warns(BiclumWarning, match="mnn_k=200 is larger than the 60 cells"):
         biclum.BiCLUM(rna, atac, "atac", ann, **{**SMALL, "mnn_k": 200})
+
+
+def test_cli_fit_demo_writes_outputs(tmp_path):
+    import anndata as ad
+
+    from biclum.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["fit", "--demo", "--demo-cells", "300", "--max-epochs", "2", "--out", str(out), "--quiet", "--no-umap",
+               "--set", "n_top_genes=300", "mnn_k=20", "n_metacells=32", "hidden_dims=64"])
+    assert rc == 0
+    for name in ("rna.h5ad", "other.h5ad", "loss_history.csv", "loss.png", "model/model.json",
+                 "model/model.pt", "summary.json"):
+        assert (out / name).exists(), name
+    r = ad.read_h5ad(out / "rna.h5ad")
+    assert r.X is None and r.obsm["X_biclum"].shape[0] == 300 and "biclum_loadings" in r.varm
+    reloaded = biclum.BiCLUM.load(str(out / "model"))
+    assert reloaded.modality == "atac"
