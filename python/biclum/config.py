@@ -34,7 +34,7 @@ class PreprocessConfig:
 class PairConfig:
     mnn_k: int = 200                 # k of the mutual-nearest-neighbour search (cosine), as in the paper
     n_shared_pcs: int = 50           # joint PCA of shared genes used for the MNN search
-    exact_knn_max: float = 4e10      # exact (flat) faiss search while n_rna*n_other is below this, else IVF
+    exact_knn_max: float = 2.5e9     # exact (flat) faiss search while n_rna*n_other is below this, else IVF
 
 
 @dataclass

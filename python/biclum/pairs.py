@@ -19,7 +19,7 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def knn_cosine(query: np.ndarray, base: np.ndarray, k: int, exact_max: float = 4e10, seed: int = 0) -> np.ndarray:
+def knn_cosine(query: np.ndarray, base: np.ndarray, k: int, exact_max: float = 2.5e9, seed: int = 0) -> np.ndarray:
     """Indices (n_query x k) of each query row's k most cosine-similar base rows."""
     import faiss
 
@@ -64,7 +64,7 @@ class CellPairs:
         return np.diff(self.rna_partners.indptr) > 0, np.diff(self.other_partners.indptr) > 0
 
 
-def mutual_nearest_neighbors(x_rna: np.ndarray, x_other: np.ndarray, k: int = 200, exact_max: float = 4e10,
+def mutual_nearest_neighbors(x_rna: np.ndarray, x_other: np.ndarray, k: int = 200, exact_max: float = 2.5e9,
                              seed: int = 0) -> CellPairs:
     """Pairs (i, j) where j is among i's k nearest other-cells and i among j's k nearest RNA cells (cosine)."""
     n_a, n_b = x_rna.shape[0], x_other.shape[0]
