@@ -1,0 +1,235 @@
+# Reading counts, peak coordinates and gene annotations out of Seurat / SCE objects.
+
+.so_fun <- function(name) getExportedValue("SeuratObject", name)
+
+.seurat_v5 <- function() utils::packageVersion("SeuratObject") >= "4.9.0"
+
+.check_seurat <- function(x, what) {
+  if (!inherits(x, "Seurat")) {
+    stop(what, ": expected a Seurat object, got an object of class ", class(x)[1], call. = FALSE)
+  }
+}
+
+.input_error <- function(msg, class = NULL) {
+  structure(class = c(class, "biclum_input_error", "biclum_error", "error", "condition"),
+            list(message = msg, call = NULL))
+}
+
+.get_assay <- function(object, assay, what) {
+  assays <- SeuratObject::Assays(object)
+  if (length(assay) != 1 || !assay %in% assays) {
+    stop(.input_error(paste0(
+      what, ": the Seurat object has no assay '", paste(assay, collapse = ","), "' (its assays: ",
+      paste(assays, collapse = ", "), "); give one of those as ",
+      if (grepl("rna", what)) "rna.assay" else "other.assay", "."), "biclum_no_assay"))
+  }
+  object[[assay]]
+}
+
+# Counts (features x cells, dgCMatrix) of an assay: v4 Assay / Signac ChromatinAssay (slot=) or v5
+# Assay5 (layer=). Split v5 layers are joined (join_layers = TRUE) or refused, never truncated.
+.assay_matrix <- function(a, layer = "counts", join_layers = FALSE, what = "assay") {
+  if (inherits(a, "StdAssay")) {
+    layers_fun <- .so_fun("Layers")
+    found <- layers_fun(a, search = layer)
+    if (!length(found)) {
+      stop(.input_error(paste0(
+        what, " has no layer '", layer, "' (its layers: ", paste(layers_fun(a), collapse = ", "),
+        "); give the layer of raw counts as layer=."), "biclum_no_layer"))
+    }
+    if (length(found) > 1) {
+      if (!isTRUE(join_layers)) {
+        stop(.input_error(paste0(
+          what, " has its '", layer, "' layer split into ", length(found), " layers (",
+          paste(found, collapse = ", "), ") holding ", ncol(a), " cells in total; using only the first ",
+          "would silently drop cells. Join them first (object[[assay]] <- SeuratObject::JoinLayers(",
+          "object[[assay]])) or set join_layers = TRUE."), "biclum_split_layers"))
+      }
+      a <- .so_fun("JoinLayers")(a, layers = layer)
+      found <- layers_fun(a, search = layer)
+      if (length(found) != 1) {
+        stop(.input_error(paste0(what, ": joining the split '", layer, "' layers failed (",
+                                 paste(found, collapse = ", "), ")."), "biclum_split_layers"))
+      }
+    }
+    m <- .so_fun("LayerData")(a, layer = found)
+  } else if (.seurat_v5()) {
+    m <- SeuratObject::GetAssayData(a, layer = layer)
+  } else {
+    m <- SeuratObject::GetAssayData(a, slot = layer)
+  }
+  if (is.null(m) || prod(dim(m)) == 0) {
+    stop(.input_error(paste0(
+      what, " has an empty '", layer, "' ", if (inherits(a, "StdAssay")) "layer" else "slot",
+      "; give the ", if (inherits(a, "StdAssay")) "layer" else "slot", " holding raw counts as layer=."),
+      "biclum_no_layer"))
+  }
+  if (ncol(m) != ncol(a)) {
+    stop(.input_error(paste0(what, ": the '", layer, "' data hold ", ncol(m), " of the assay's ", ncol(a),
+                             " cells; biclum needs the counts of every cell."), "biclum_split_layers"))
+  }
+  .as_dgc(m, what)
+}
+
+# Peak coordinates from a Signac ChromatinAssay's ranges slot (data.frame chrom/start/end) or NULL.
+.assay_coords <- function(a, features) {
+  if (methods::.hasSlot(a, "ranges")) {
+    gr <- methods::slot(a, "ranges")
+    if (length(gr) == length(features) && length(gr) > 0) {
+      return(.granges_df(gr, features))
+    }
+  }
+  NULL
+}
+
+.assay_annotation <- function(a) {
+  if (methods::.hasSlot(a, "annotation")) {
+    ann <- methods::slot(a, "annotation")
+    if (!is.null(ann) && length(ann) > 0) return(ann)
+  }
+  NULL
+}
+
+.granges_df <- function(gr, features = NULL) {
+  df <- as.data.frame(gr)
+  out <- data.frame(chrom = as.character(df$seqnames), start = as.numeric(df$start),
+                    end = as.numeric(df$end), stringsAsFactors = FALSE)
+  if (!is.null(features)) rownames(out) <- features
+  out
+}
+
+.sce_coords <- function(sce) {
+  rr <- tryCatch(SummarizedExperiment::rowRanges(sce), error = function(e) NULL)
+  if (is.null(rr) || !methods::is(rr, "GRanges") || length(rr) == 0) return(NULL)
+  df <- as.data.frame(rr)
+  ok <- !is.na(df$seqnames) & df$width > 0 & as.character(df$seqnames) != "" & df$start > 0
+  if (!all(ok)) return(NULL)
+  .granges_df(rr, rownames(sce))
+}
+
+.coords_to_granges <- function(var, features) {
+  if (!all(c("chrom", "start", "end") %in% names(var)) || !requireNamespace("GenomicRanges", quietly = TRUE)) {
+    return(NULL)
+  }
+  if (anyNA(var$start) || anyNA(var$end) || anyNA(var$chrom)) return(NULL)
+  gr <- GenomicRanges::GRanges(seqnames = as.character(var$chrom),
+                               ranges = IRanges::IRanges(start = as.integer(var$start),
+                                                         end = as.integer(var$end)))
+  names(gr) <- features
+  gr
+}
+
+.coord_pattern <- "^([A-Za-z0-9.]+)[-:_]([0-9]+)[-_]([0-9]+)$"
+
+# chrom/start/end parsed from peak names such as chr1-100-200, chr1:100-200, chr1_100_200.
+.parse_peaks <- function(features) {
+  ok <- grepl(.coord_pattern, features)
+  if (!any(ok)) return(NULL)
+  structure(data.frame(chrom = sub(.coord_pattern, "\\1", features),
+                       start = suppressWarnings(as.numeric(sub(.coord_pattern, "\\2", features))),
+                       end = suppressWarnings(as.numeric(sub(.coord_pattern, "\\3", features))),
+                       row.names = make.unique(features), stringsAsFactors = FALSE),
+            ok = ok)
+}
+
+# Feature metadata for the ATAC side: coordinates or a clear error.
+.atac_var <- function(features, ranges, gene_level, what) {
+  if (isTRUE(gene_level)) return(NULL)
+  if (!is.null(ranges)) return(ranges)
+  parsed <- .parse_peaks(features)
+  ok <- attr(parsed, "ok") %||% rep(FALSE, length(features))
+  if (!all(ok)) {
+    bad <- utils::head(features[!ok], 3)
+    stop(.input_error(paste0(
+      what, ": modality 'atac' needs peak coordinates, but ", sum(!ok), " of ", length(features),
+      " features have none (e.g. ", paste(bad, collapse = ", "), "). Name peaks chrN-start-end, use a ",
+      "Signac ChromatinAssay (or an SCE with rowRanges) holding their ranges, or set gene_level = TRUE ",
+      "if the matrix is already gene-level (gene activity)."), "biclum_no_coordinates"))
+  }
+  attr(parsed, "ok") <- NULL
+  parsed
+}
+
+# Annotation (GRanges, data.frame, or file) -> what the Python core takes (pandas DataFrame or path).
+.annotation_arg <- function(annotation, peak_chroms = NULL) {
+  if (is.null(annotation)) return(NULL)
+  if (is.character(annotation)) {
+    if (length(annotation) != 1 || !file.exists(annotation)) {
+      stop(.input_error(paste0("annotation: the file '", paste(annotation, collapse = ", "),
+                               "' does not exist; give a gene table (gene_name, chrom, start, end, strand), ",
+                               "a GRanges or a data.frame."), "biclum_bad_annotation"))
+    }
+    return(normalizePath(annotation))
+  }
+  if (methods::is(annotation, "GRanges")) {
+    df <- as.data.frame(annotation)
+    names(df)[names(df) == "seqnames"] <- "chrom"
+    mc <- names(df)
+    gcol <- intersect(c("gene_name", "symbol", "gene_symbol", "name", "gene_id"), mc)
+    if (!length(gcol)) {
+      stop(.input_error(paste0("annotation: the GRanges has no gene name column (gene_name, symbol, name); ",
+                               "its columns: ", paste(mc, collapse = ", "), "."), "biclum_bad_annotation"))
+    }
+    df$gene_name <- as.character(df[[gcol[1]]])
+  } else if (is.data.frame(annotation) || methods::is(annotation, "DataFrame")) {
+    df <- as.data.frame(annotation)
+    names(df)[names(df) %in% c("seqnames", "chr", "chromosome")] <- "chrom"
+    if (!"gene_name" %in% names(df)) {
+      alt <- intersect(c("symbol", "gene_symbol", "gene", "name"), names(df))
+      if (length(alt)) df$gene_name <- df[[alt[1]]]
+    }
+  } else {
+    stop(.input_error(paste0("annotation: expected a GRanges, a data.frame or a file path, got an object of ",
+                             "class ", class(annotation)[1], "."), "biclum_bad_annotation"))
+  }
+  need <- c("gene_name", "chrom", "start", "end")
+  if (!all(need %in% names(df))) {
+    stop(.input_error(paste0("annotation: needs columns ", paste(need, collapse = ", "), " (and strand); ",
+                             "it has ", paste(names(df), collapse = ", "), "."), "biclum_bad_annotation"))
+  }
+  if (!"strand" %in% names(df)) df$strand <- "+"
+  df <- df[!is.na(df$gene_name) & nzchar(as.character(df$gene_name)), , drop = FALSE]
+  df$chrom <- as.character(df$chrom)
+  df$strand <- as.character(df$strand)
+  df$strand[df$strand %in% c("1", "*")] <- "+"
+  df$strand[df$strand == "-1"] <- "-"
+  # Signac annotations hold one row per exon/UTR: collapse to one span per gene.
+  if (anyDuplicated(df$gene_name)) {
+    key <- df$gene_name
+    first <- !duplicated(key)
+    starts <- tapply(as.numeric(df$start), key, min)
+    ends <- tapply(as.numeric(df$end), key, max)
+    df <- df[first, , drop = FALSE]
+    df$start <- as.numeric(starts[df$gene_name])
+    df$end <- as.numeric(ends[df$gene_name])
+  }
+  # UCSC vs Ensembl chromosome names
+  if (!is.null(peak_chroms) && length(peak_chroms)) {
+    peak_chr <- mean(startsWith(peak_chroms, "chr")) > 0.5
+    ann_chr <- mean(startsWith(df$chrom, "chr")) > 0.5
+    if (peak_chr && !ann_chr) {
+      df$chrom <- paste0("chr", sub("^MT$", "M", df$chrom))
+    } else if (!peak_chr && ann_chr) {
+      df$chrom <- sub("^chrM$", "MT", sub("^chr", "", df$chrom))
+    }
+  }
+  data.frame(gene_name = as.character(df$gene_name), chrom = df$chrom, start = as.numeric(df$start),
+             end = as.numeric(df$end), strand = df$strand, stringsAsFactors = FALSE)
+}
+
+.sce_matrix <- function(sce, assay, what) {
+  if (!methods::is(sce, "SummarizedExperiment")) {
+    stop(what, ": expected a SingleCellExperiment, got an object of class ", class(sce)[1], call. = FALSE)
+  }
+  an <- SummarizedExperiment::assayNames(sce)
+  if (length(assay) != 1 || !assay %in% an) {
+    stop(.input_error(paste0(what, ": no assay '", paste(assay, collapse = ","), "' (its assays: ",
+                             paste(an, collapse = ", "), "); name the assay of raw counts."),
+                      "biclum_no_assay"))
+  }
+  m <- SummarizedExperiment::assay(sce, assay, withDimnames = TRUE)
+  m <- .as_dgc(m, paste0(what, " assay '", assay, "'"))
+  if (is.null(colnames(m))) colnames(m) <- paste0("cell", seq_len(ncol(m)))
+  if (is.null(rownames(m))) rownames(m) <- paste0("feature", seq_len(nrow(m)))
+  m
+}

@@ -1,0 +1,14 @@
+#' biclum: bilateral contrastive learning for unpaired single-cell multi-omics integration
+#'
+#' R interface to the biclum Python package. Main functions: [RunBiCLUM()] (Seurat),
+#' [runBiCLUM()] (SingleCellExperiment), the conversion helpers [seurat_to_anndata()],
+#' [anndata_to_seurat()], [sce_to_anndata()], [anndata_to_sce()], and [biclum_install()] /
+#' [biclum_available()] for the Python environment.
+#'
+#' Options: `biclum.python` (a Python interpreter to use when `RETICULATE_PYTHON` is unset),
+#' `biclum.envname` (virtualenv name, default `"r-biclum"`), `biclum.progress_interval` (seconds between
+#' progress messages, default 1).
+#' @keywords internal
+#' @importFrom Matrix Matrix
+#' @importClassesFrom Matrix dgCMatrix
+"_PACKAGE"

@@ -1,0 +1,254 @@
+# Matrices and objects across the R <-> Python boundary, as (x, i, p, dim) vectors.
+
+# A features x cells matrix as a dgCMatrix (no densifying of sparse input).
+.as_dgc <- function(m, what = "matrix") {
+  if (inherits(m, "dgCMatrix")) return(m)
+  if (inherits(m, "sparseMatrix") || inherits(m, "Matrix")) {
+    return(methods::as(methods::as(methods::as(m, "CsparseMatrix"), "generalMatrix"), "dMatrix"))
+  }
+  if (is.matrix(m) || is.data.frame(m)) {
+    m <- as.matrix(m)
+    if (!is.numeric(m) && !is.logical(m)) stop(what, ": expected a numeric matrix", call. = FALSE)
+    storage.mode(m) <- "double"
+    return(methods::as(methods::as(Matrix::Matrix(m, sparse = TRUE), "CsparseMatrix"), "generalMatrix"))
+  }
+  # DelayedArray and friends
+  tryCatch(methods::as(m, "dgCMatrix"), error = function(e) {
+    stop(what, ": cannot use an object of class ", class(m)[1],
+         " as a matrix (give a dgCMatrix or a numeric matrix)", call. = FALSE)
+  })
+}
+
+# dgCMatrix (features x cells) -> Python dict of numpy arrays (cells x features CSR vectors).
+.dgc_to_py <- function(m, obs = NULL, var = NULL) {
+  m <- .as_dgc(m)
+  spec <- reticulate::dict(
+    x = reticulate::r_to_py(array(m@x)),
+    i = reticulate::r_to_py(array(m@i)),
+    p = reticulate::r_to_py(array(m@p)),
+    dim = reticulate::r_to_py(list(ncol(m), nrow(m))),
+    obs_names = reticulate::r_to_py(array(colnames(m) %||% as.character(seq_len(ncol(m))))),
+    var_names = reticulate::r_to_py(array(rownames(m) %||% as.character(seq_len(nrow(m))))),
+    convert = FALSE)
+  if (!is.null(obs) && ncol(obs) > 0) reticulate::py_set_item(spec, "obs", .df_to_py(obs))
+  if (!is.null(var) && ncol(var) > 0) reticulate::py_set_item(spec, "var", .df_to_py(var))
+  spec
+}
+
+# data.frame -> list(names, columns) for biclum.bridge.columns_to_frame (no pandas conversion by
+# reticulate, which fails in reticulate 1.28 with pandas 2).
+.df_to_py <- function(df) {
+  df <- as.data.frame(df, stringsAsFactors = FALSE, optional = TRUE)
+  cols <- list()
+  nms <- character()
+  for (nm in names(df)) {
+    x <- df[[nm]]
+    if (!is.atomic(x) || !is.null(dim(x))) next
+    entry <- if (is.factor(x)) {
+      codes <- as.integer(x)
+      codes[is.na(codes)] <- 0L
+      list(kind = "factor", values = array(codes), levels = as.list(levels(x)))
+    } else if (is.logical(x) && !anyNA(x)) {
+      list(kind = "logical", values = array(x))
+    } else if (is.integer(x) && !anyNA(x)) {
+      list(kind = "integer", values = array(x))
+    } else if (is.numeric(x) || is.logical(x)) {
+      list(kind = "double", values = array(as.double(x)))
+    } else {
+      x <- as.character(x)
+      na <- is.na(x)
+      x[na] <- ""
+      list(kind = "character", values = as.list(x), na = array(na))
+    }
+    nms <- c(nms, nm)
+    cols[[length(cols) + 1L]] <- entry
+  }
+  reticulate::r_to_py(list(names = as.list(nms), columns = cols))
+}
+
+# list(names, columns) from biclum.bridge.frame_to_columns -> data.frame with row names.
+.columns_df <- function(x, rn) {
+  nms <- as.character(unlist(x$names))
+  out <- data.frame(row.names = rn)
+  cols <- x$columns
+  for (k in seq_along(nms)) {
+    e <- cols[[k]]
+    v <- e$values
+    if (is.list(v)) v <- unlist(v)
+    if (is.null(v)) v <- vector(switch(e$kind, character = "character", "numeric"), 0)
+    dim(v) <- NULL
+    v <- switch(e$kind,
+      factor = {
+        codes <- as.integer(v)
+        codes[codes == 0L] <- NA_integer_
+        lev <- as.character(unlist(e$levels))
+        factor(lev[codes], levels = unique(lev))
+      },
+      logical = as.logical(v),
+      integer = as.integer(v),
+      double = as.double(v),
+      character = {
+        v <- as.character(v)
+        na <- as.logical(e$na)
+        if (length(na) == length(v)) v[na] <- NA_character_
+        v
+      },
+      v)
+    if (length(v) != length(rn)) next
+    out[[nms[k]]] <- v
+  }
+  out
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
+# py_to_r() all the way down (reticulate leaves NumPy arrays inside converted dicts/lists as Python objects).
+.py_deep <- function(x) {
+  if (inherits(x, "python.builtin.object")) x <- reticulate::py_to_r(x)
+  if (is.list(x) && !is.data.frame(x)) {
+    nm <- names(x)
+    x <- lapply(x, .py_deep)
+    names(x) <- nm
+  } else if (inherits(x, "python.builtin.object")) {
+    stop("cannot convert a Python object of class ", class(x)[1], " to R", call. = FALSE)
+  }
+  x
+}
+
+# Vectors list from Python (as converted by reticulate) -> dgCMatrix features x cells.
+.vectors_to_dgc <- function(v) {
+  x <- v$x
+  i <- v$i
+  p <- v$p
+  dim(x) <- NULL
+  dim(i) <- NULL
+  dim(p) <- NULL
+  d <- as.integer(unlist(v$dim))
+  methods::new("dgCMatrix", x = as.double(x), i = as.integer(i), p = as.integer(p),
+               Dim = c(d[2], d[1]),
+               Dimnames = list(as.character(unlist(v$var_names)), as.character(unlist(v$obs_names))))
+}
+
+# Python AnnData -> list(counts = dgCMatrix features x cells, obs = data.frame, var = data.frame).
+.anndata_to_r <- function(adata, layer = NULL) {
+  bridge <- .biclum_bridge()
+  v <- .py_deep(bridge$anndata_to_vectors(adata, layer = layer))
+  counts <- .vectors_to_dgc(v)
+  obs <- .columns_df(v$obs, colnames(counts))
+  var <- .columns_df(v$var, rownames(counts))
+  list(counts = counts, obs = obs, var = var)
+}
+
+#' Move single-cell data between R and the biclum Python package
+#'
+#' Conversion helpers for mixed R/Python workflows. The counts cross as the `x`, `i`, `p` vectors of the
+#' sparse matrix (an R `dgCMatrix` of features x cells is a SciPy CSR matrix of cells x features), so
+#' nothing is densified and reticulate's automatic SciPy conversion (which fails with reticulate < 1.29
+#' and current SciPy) is not used. Cell and feature metadata travel as data frames.
+#'
+#' * `seurat_to_anndata()`: an assay of a Seurat object (v4 `Assay`, v5 `Assay5`, Signac
+#'   `ChromatinAssay`) -> Python `AnnData` (`X` = the counts, `obs` = meta.data, `var` = peak
+#'   coordinates `chrom`/`start`/`end` when known).
+#' * `anndata_to_seurat()`: Python `AnnData` -> Seurat object (counts in the given assay).
+#' * `sce_to_anndata()`: a `SingleCellExperiment` (or `SummarizedExperiment`) -> Python `AnnData`
+#'   (`obs` = colData, `var` = rowData plus coordinates from rowRanges when present).
+#' * `anndata_to_sce()`: Python `AnnData` -> `SingleCellExperiment` (rowRanges from `var`
+#'   `chrom`/`start`/`end` when present).
+#'
+#' @param object A Seurat object.
+#' @param assay Seurat: the assay (default: the default assay). SCE: the name of the assay holding the
+#'   counts (default `"counts"`).
+#' @param layer Seurat: the layer (v5) or slot (v4) to export (default `"counts"`); with v5 assays whose
+#'   layer is split (e.g. `counts.1`, `counts.2`) the split layers are joined when `join_layers = TRUE`
+#'   and refused with an error otherwise.
+#' @param join_layers Join split v5 layers (`TRUE`) or refuse them (`FALSE`, default).
+#' @param adata A Python `AnnData` object (from reticulate).
+#' @param x_layer For AnnData input: the layer holding the counts (`NULL`: `X`).
+#' @param sce A `SingleCellExperiment`/`SummarizedExperiment`.
+#' @param project Seurat project name.
+#' @return A Python `AnnData` (reticulate object, not converted), a Seurat object, or a
+#'   `SingleCellExperiment`.
+#' @examples
+#' if (biclum_available(initialize = FALSE) &&
+#'     requireNamespace("SingleCellExperiment", quietly = TRUE)) {
+#'   m <- Matrix::rsparsematrix(50, 20, 0.1, rand.x = function(n) rpois(n, 3) + 1)
+#'   dimnames(m) <- list(paste0("g", 1:50), paste0("c", 1:20))
+#'   sce <- SingleCellExperiment::SingleCellExperiment(list(counts = m))
+#'   ad <- sce_to_anndata(sce)
+#'   back <- anndata_to_sce(ad)
+#' }
+#' @name anndata-conversion
+NULL
+
+#' @rdname anndata-conversion
+#' @export
+seurat_to_anndata <- function(object, assay = NULL, layer = "counts", join_layers = FALSE) {
+  .check_seurat(object, "object")
+  assay <- assay %||% SeuratObject::DefaultAssay(object)
+  a <- .get_assay(object, assay, "object")
+  m <- .assay_matrix(a, layer = layer, join_layers = join_layers, what = paste0("object[[\"", assay, "\"]]"))
+  var <- .assay_coords(a, rownames(m))
+  if (is.null(var)) {
+    parsed <- .parse_peaks(rownames(m))
+    if (!is.null(parsed) && all(attr(parsed, "ok"))) {
+      var <- parsed
+      attr(var, "ok") <- NULL
+    }
+  }
+  meta <- object[[]]
+  meta <- meta[colnames(m), , drop = FALSE]
+  bridge <- .biclum_bridge()
+  spec <- .dgc_to_py(m, obs = meta, var = var)
+  bridge$as_anndata(spec, "object")
+}
+
+#' @rdname anndata-conversion
+#' @export
+anndata_to_seurat <- function(adata, assay = "RNA", x_layer = NULL, project = "biclum") {
+  r <- .anndata_to_r(adata, layer = x_layer)
+  meta <- r$obs
+  obj <- SeuratObject::CreateSeuratObject(counts = r$counts, project = project, assay = assay,
+                                          meta.data = if (ncol(meta)) meta else NULL,
+                                          min.cells = 0, min.features = 0)
+  obj
+}
+
+#' @rdname anndata-conversion
+#' @export
+sce_to_anndata <- function(sce, assay = "counts") {
+  .need_pkg("SummarizedExperiment", "sce_to_anndata()")
+  m <- .sce_matrix(sce, assay, "sce")
+  var <- .sce_coords(sce)
+  rd <- as.data.frame(SummarizedExperiment::rowData(sce), optional = TRUE)
+  if (ncol(rd)) var <- if (is.null(var)) rd else cbind(rd[, setdiff(names(rd), names(var)), drop = FALSE], var)
+  cd <- as.data.frame(SummarizedExperiment::colData(sce), optional = TRUE)
+  bridge <- .biclum_bridge()
+  bridge$as_anndata(.dgc_to_py(m, obs = cd, var = var), "sce")
+}
+
+#' @rdname anndata-conversion
+#' @export
+anndata_to_sce <- function(adata, assay = "counts", x_layer = NULL) {
+  .need_pkg("SingleCellExperiment", "anndata_to_sce()")
+  r <- .anndata_to_r(adata, layer = x_layer)
+  assays <- stats::setNames(list(r$counts), assay)
+  sce <- SingleCellExperiment::SingleCellExperiment(
+    assays = assays, colData = S4Vectors::DataFrame(r$obs, check.names = FALSE))
+  var <- r$var
+  gr <- .coords_to_granges(var, rownames(r$counts))
+  if (!is.null(gr)) {
+    SummarizedExperiment::rowRanges(sce) <- gr
+  }
+  if (ncol(var)) {
+    SummarizedExperiment::rowData(sce) <- cbind(SummarizedExperiment::rowData(sce),
+                                                S4Vectors::DataFrame(var, check.names = FALSE))
+  }
+  sce
+}
+
+.need_pkg <- function(pkg, what) {
+  if (!requireNamespace(pkg, quietly = TRUE)) {
+    stop(what, " needs the R package ", pkg, " (install it, e.g. from Bioconductor or your ",
+         "distribution: r-bioc-", tolower(pkg), ")", call. = FALSE)
+  }
+}

@@ -1,0 +1,125 @@
+# The one place R calls biclum.integrate (through biclum.bridge.integrate_from_r).
+
+.emit <- function(text, class) {
+  message(structure(class = c(class, "message", "condition"),
+                    list(message = paste0(text, "\n"), call = NULL)))
+}
+
+.r <- function(x) if (inherits(x, "python.builtin.object")) reticulate::py_to_r(x) else x
+
+.progress_fn <- function() {
+  function(stage, step, total, message) {
+    stage <- .r(stage)
+    step <- .r(step)
+    total <- .r(total)
+    message <- .r(message)
+    txt <- if (isTRUE(total > 0)) sprintf("biclum: %s %d/%d", stage, as.integer(step), as.integer(total))
+           else sprintf("biclum: %s", stage)
+    if (length(message) && nzchar(message)) txt <- paste0(txt, " (", message, ")")
+    .emit(txt, "biclum_progress")
+    invisible(NULL)
+  }
+}
+
+.log_fn <- function() {
+  function(level, message) {
+    message <- .r(message)
+    .emit(paste0("biclum: ", message), "biclum_log")
+    invisible(NULL)
+  }
+}
+
+.python_warning <- function(msg) {
+  warning(structure(class = c("biclum_python_warning", "warning", "condition"),
+                    list(message = msg, call = NULL)))
+}
+
+.snake <- function(x) tolower(gsub("([a-z0-9])([A-Z])", "\\1_\\2", x))
+
+.python_condition <- function(res) {
+  classes <- unlist(res$error_classes) %||% res$error_class
+  cls <- c(paste0("biclum_py_", .snake(classes[1])),
+           if ("BiclumInputError" %in% classes) "biclum_input_error",
+           "biclum_python_error", "biclum_error", "error", "condition")
+  structure(class = unique(cls),
+            list(message = paste0(res$message, " [Python ", res$error_class, "]"), call = NULL,
+                 python_class = res$error_class, traceback = res$traceback))
+}
+
+.check_modality <- function(modality) {
+  modality <- tolower(modality)
+  if (length(modality) != 1 || !modality %in% c("atac", "protein")) {
+    stop(.input_error(paste0("modality must be \"atac\" or \"protein\", not \"",
+                             paste(modality, collapse = ", "), "\"."), "biclum_bad_modality"))
+  }
+  modality
+}
+
+#' @noRd
+#' @param rna,other dgCMatrix features x cells.
+#' @param other_var data.frame chrom/start/end for peaks (or NULL).
+#' @return list(rna = list(embeddings, loadings, features, used), other = ..., params, biclum_version)
+.biclum_fit <- function(rna, other, modality, annotation = NULL, other_var = NULL, seed = 0L,
+                        max_epochs = NULL, preset = "default", verbose = TRUE, model_dir = NULL,
+                        overrides = list(), rna_obs = NULL, other_obs = NULL) {
+  verbose <- isTRUE(verbose)
+  bridge <- .biclum_bridge()
+  if (!is.null(annotation) && !is.character(annotation)) annotation <- reticulate::r_to_py(annotation)
+  if (length(overrides)) {
+    bad <- names(overrides)[is.null(names(overrides)) | !nzchar(names(overrides))]
+    if (length(bad) || is.null(names(overrides))) stop("additional arguments (...) must be named", call. = FALSE)
+  }
+  t0 <- Sys.time()
+  if (verbose) .emit(sprintf("biclum: integrating %d RNA cells x %d genes with %d %s cells x %d features",
+                             ncol(rna), nrow(rna), ncol(other), modality, nrow(other)),
+                     "biclum_log")
+  res <- bridge$integrate_from_r(
+    .dgc_to_py(rna, obs = rna_obs), .dgc_to_py(other, obs = other_obs, var = other_var),
+    modality = modality, annotation = annotation, seed = as.integer(seed),
+    max_epochs = if (is.null(max_epochs)) NULL else as.integer(max_epochs),
+    preset = preset, verbose = verbose,
+    progress_fn = if (verbose) .progress_fn() else NULL,
+    log_fn = if (verbose) .log_fn() else NULL,
+    progress_interval = as.numeric(getOption("biclum.progress_interval", 1)),
+    model_dir = if (is.null(model_dir)) NULL else path.expand(model_dir),
+    overrides = reticulate::dict(overrides))
+  res <- .py_deep(res)
+  for (w in unlist(res$warnings)) .python_warning(w)
+  if (!isTRUE(res$ok)) stop(.python_condition(res))
+  if (verbose) {
+    .emit(sprintf("biclum: done in %.1f s", as.numeric(difftime(Sys.time(), t0, units = "secs"))),
+          "biclum_log")
+  }
+  res$rna <- .side(res$rna)
+  res$other <- .side(res$other)
+  res
+}
+
+.side <- function(s) {
+  emb <- s$embedding
+  if (!is.matrix(emb)) emb <- matrix(emb, ncol = 1)
+  rownames(emb) <- as.character(unlist(s$cells))
+  load <- s$loadings
+  feats <- as.character(unlist(s$features))
+  if (!is.matrix(load)) load <- matrix(load, nrow = length(feats))
+  rownames(load) <- feats
+  used <- as.logical(unlist(s$used))
+  if (length(used) != length(feats)) used <- rowSums(abs(load)) > 0
+  list(embeddings = emb, loadings = load, used = used)
+}
+
+# Embeddings for all `cells` (NA rows for cells the Python side dropped), columns key_1..key_k.
+.full_embeddings <- function(emb, cells, key) {
+  out <- matrix(NA_real_, nrow = length(cells), ncol = ncol(emb), dimnames = list(cells, NULL))
+  idx <- match(rownames(emb), cells)
+  if (anyNA(idx)) stop("internal error: the Python side returned unknown cell names", call. = FALSE)
+  out[idx, ] <- emb
+  colnames(out) <- paste0(key, seq_len(ncol(emb)))
+  out
+}
+
+.used_loadings <- function(side, key) {
+  load <- side$loadings[side$used, , drop = FALSE]
+  colnames(load) <- paste0(key, seq_len(ncol(load)))
+  load
+}

@@ -1,0 +1,51 @@
+# Errors when no (or the wrong) Python environment is found. Python can only be chosen once per R session,
+# so these run a fresh Rscript with a different RETICULATE_PYTHON.
+run_fresh_r <- function(code, env) {
+  rscript <- file.path(R.home("bin"), "Rscript")
+  out <- suppressWarnings(system2(rscript, c("--vanilla", "-e", shQuote(code)), stdout = TRUE, stderr = TRUE,
+                                  env = c(paste0("R_LIBS=", paste(.libPaths(), collapse = .Platform$path.sep)), env)))
+  paste(out, collapse = "\n")
+}
+
+test_that("a missing Python environment gives an error naming the interpreter and the fix", {
+  skip_on_os("windows")
+  out <- run_fresh_r(
+    "m <- matrix(1, 2, 2); tryCatch(biclum::RunBiCLUM(m, m, modality = 'protein'), error = function(e) cat('CLASS:', class(e)[1], '\\nMSG:', conditionMessage(e), '\\n'))",
+    "RETICULATE_PYTHON=/nonexistent/bin/python3")
+  expect_match(out, "CLASS: biclum_python_missing", fixed = TRUE)
+  expect_match(out, "RETICULATE_PYTHON=/nonexistent/bin/python3 does not exist", fixed = TRUE)
+  expect_match(out, "biclum_install()", fixed = TRUE)
+})
+
+test_that("a Python without biclum gives an error naming that interpreter", {
+  skip_on_os("windows")
+  py <- Sys.which("python3")
+  candidates <- c("/usr/bin/python3", "/usr/local/bin/python3")
+  candidates <- candidates[file.exists(candidates)]
+  no_biclum <- Filter(function(p) !biclum:::.python_has_biclum(p), candidates)
+  if (!length(no_biclum)) skip("no Python interpreter without biclum found to test with")
+  out <- run_fresh_r(
+    "ok <- biclum::biclum_available(); cat('AVAILABLE:', ok, '\\nREASON:', attr(ok, 'reason'), '\\n')",
+    paste0("RETICULATE_PYTHON=", no_biclum[1]))
+  expect_match(out, "AVAILABLE: FALSE", fixed = TRUE)
+  expect_match(out, "REASON: .*(python|Python)")
+  expect_match(out, "biclum_install()", fixed = TRUE)
+})
+
+test_that("biclum_available() finds the test environment", {
+  skip_if_no_biclum_python()
+  expect_true(biclum_available())
+  expect_true(biclum_available(initialize = FALSE))
+})
+
+test_that("biclum_install() picks requirements that suit the installed reticulate", {
+  reqs <- biclum_install(dry_run = TRUE)
+  expect_true("biclum" %in% reqs)
+  if (utils::packageVersion("reticulate") < "1.36") expect_true("numpy<2" %in% reqs)
+  has_require <- "py_require" %in% getNamespaceExports("reticulate")
+  expect_identical(attr(reqs, "method"), if (has_require) "py_require" else "virtualenv")
+  reqs <- biclum_install(package = "/src/biclum", extra_packages = "umap-learn", method = "virtualenv",
+                         dry_run = TRUE)
+  expect_identical(attr(reqs, "method"), "virtualenv")
+  expect_true(all(c("/src/biclum", "umap-learn") %in% reqs))
+})
