@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 STAMP=.setup-done
-want="$(cat pyproject.toml DESCRIPTION scripts/setup.sh | sha1sum | cut -c1-12)"
+want="$( (cat pyproject.toml DESCRIPTION scripts/setup.sh; echo "skip_r=${BICLUM_SKIP_R:-0}") | sha1sum | cut -c1-12)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ "${1:-}" != "--force" ]; then
   echo "setup: already done for this checkout (rm $STAMP to redo)"; exit 0
 fi

@@ -58,6 +58,24 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def choose_num_threads(requested: Optional[int]) -> int:
+    """torch CPU threads for training: ``requested`` when given; otherwise torch's default, or 1 when the machine
+    is already busy (load >= cores): spinning OpenMP threads on a shared machine slow small matmuls ~10x."""
+    if requested:
+        return int(requested)
+    default = torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover (not on every platform)
+        return default
+    cores = os.cpu_count() or 1
+    if default > 1 and load >= cores:
+        logger.info("machine busy (load %.1f on %d cores): training with 1 torch thread (set num_threads to "
+                    "override)", load, cores)
+        return 1
+    return default
+
+
 class _InterruptFlag:
     """SIGINT sets a flag so the loop can finish its current step and return a usable model."""
 
@@ -186,11 +204,18 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def fit(self, max_epochs: int, checkpoint_dir: Optional[str] = None, resume: Optional[str] = None) -> TrainState:
+        cfg = self.cfg
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(choose_num_threads(cfg.num_threads))
+        try:
+            return self._fit(max_epochs, checkpoint_dir, resume)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def _fit(self, max_epochs: int, checkpoint_dir: Optional[str], resume: Optional[str]) -> TrainState:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        if cfg.num_threads:
-            torch.set_num_threads(int(cfg.num_threads))
         torch.manual_seed(cfg.seed)
         if resume is not None:
             self.load_checkpoint(resume)

@@ -38,7 +38,9 @@ def test_sigkill_then_resume_is_identical(sim, tmp_path):
                 os.kill(os.getpid(), signal.SIGKILL)
         model.fit(6, progress=False, checkpoint_dir={str(ckpt)!r}, progress_callback=die)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (ckpt / "checkpoint.pt").exists()
 
