@@ -24,6 +24,7 @@ from ._logging import logger
 from .config import TrainConfig
 from .errors import BiclumInputError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
+from .validation import cap_to_data
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TERMS = ("total", "recon_rna", "recon_other", "cell", "feature")
@@ -121,7 +122,7 @@ class Trainer:
         self.n = {m: data.pcs[m].shape[0] for m in MODALITIES}
         self.pcs = {m: torch.as_tensor(data.pcs[m], device=device) for m in MODALITIES}
         self.sketches = {m: torch.as_tensor(data.sketches[m], device=device) for m in MODALITIES}
-        self.batch_size = {m: min(config.batch_size, self.n[m]) for m in MODALITIES}
+        self.batch_size = {m: cap_to_data(config.batch_size, self.n[m], f"batch_size ({m})") for m in MODALITIES}
         self.optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.rng = np.random.default_rng(config.seed)
         self.state = TrainState()

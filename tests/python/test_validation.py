@@ -90,6 +90,13 @@ def test_batch_larger_than_cells_is_capped():
         assert cap_to_data(512, 100, "batch_size") == 100
 
 
+def test_batch_capped_in_training(sim):
+    rna, atac, ann = sim
+    model = biclum.BiCLUM(rna, atac, "atac", ann, **{**SMALL, "batch_size": 1000})
+    with pytest.warns(BiclumWarning, match=r"batch_size \(rna\)=1000 is larger than the 300 cells available"):
+        model.fit(1, progress=False)
+
+
 def test_string_matrix_refused(sim):
     import anndata as ad
 
