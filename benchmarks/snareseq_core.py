@@ -20,16 +20,8 @@ import numpy as np
 
 import biclum
 from biclum import metrics
+from biclum.cli import parse_overrides
 from biclum.datasets import load_shared
-
-
-def parse_value(v: str):
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
 
 
 def main(argv=None):
@@ -41,7 +33,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "snareseq_core.md"))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_overrides(args.set)
 
     t0 = time.perf_counter()
     rna, atac, modality, annotation = load_shared("snareseq")
