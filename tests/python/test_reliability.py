@@ -16,7 +16,8 @@ from biclum.datasets import simulate
 from biclum.errors import BiclumInputError, BiclumWarning
 
 SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
-             latent_dim=16, n_shared_pcs=15, feature_batch_size=256, checkpoint_every=1, patience=100)
+             latent_dim=16, n_shared_pcs=15, feature_batch_size=256, checkpoint_every=1, patience=100,
+             num_threads=1)  # bitwise reproducibility needs a fixed thread count
 SIM = dict(n_cells=400, modality="atac", n_genes=300, n_distal_peaks=200, seed=5)
 
 
