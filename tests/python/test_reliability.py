@@ -18,6 +18,9 @@ from biclum.errors import BiclumInputError, BiclumWarning
 SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
              latent_dim=16, n_shared_pcs=15, feature_batch_size=256, checkpoint_every=1, patience=100,
              num_threads=1)  # bitwise reproducibility needs a fixed thread count
+# the environment as it was at collection: embedding R (rpy2, in other test modules) changes os.environ in ways
+# that break a child Python's imports
+CLEAN_ENV = dict(os.environ)
 SIM = dict(n_cells=400, modality="atac", n_genes=300, n_distal_peaks=200, seed=5)
 
 
@@ -40,7 +43,7 @@ def test_sigkill_then_resume_is_identical(sim, tmp_path):
         model.fit(6, progress=False, checkpoint_dir={str(ckpt)!r}, progress_callback=die)
     """)
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    env = {**CLEAN_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [src, CLEAN_ENV.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (ckpt / "checkpoint.pt").exists()
