@@ -64,7 +64,7 @@
                         overrides = list(), rna_obs = NULL, other_obs = NULL) {
   verbose <- isTRUE(verbose)
   bridge <- .biclum_bridge()
-  if (!is.null(annotation) && !is.character(annotation)) annotation <- reticulate::r_to_py(annotation)
+  if (!is.null(annotation) && !is.character(annotation)) annotation <- .df_to_py(annotation)
   if (length(overrides)) {
     bad <- names(overrides)[is.null(names(overrides)) | !nzchar(names(overrides))]
     if (length(bad) || is.null(names(overrides))) stop("additional arguments (...) must be named", call. = FALSE)

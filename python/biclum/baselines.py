@@ -302,7 +302,8 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     RNA: seurat_v3 HVGs on counts, normalise/log1p/scale/PCA (100); ATAC: LSI (100). Gene coordinates come from
     ``annotation`` (a gene table readable by :func:`biclum.prior.read_annotation`). Returns
     ``(rna_embedding, atac_embedding)`` or None (logged) when scglue is not installed. Needs scanpy (a scglue
-    dependency). Protein data is not supported here (returns None).
+    dependency). ATAC only. Written after scglue's tutorial but **not run in this repository** (scglue is not
+    installed in its environment).
     """
     ok, why = scglue_available()
     if not ok:
@@ -335,12 +336,10 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     atac.var["chrom"] = pk["chrom"].values
     atac.var["chromStart"] = pk["start"].values.astype(int)
     atac.var["chromEnd"] = pk["end"].values.astype(int)
-    guidance = scglue.genomics.rna_anchored_guidance_graph(rna, atac)
+    guidance = scglue.genomics.rna_anchored_guidance_graph(rna, atac)  # also marks atac.var["highly_variable"]
     scglue.models.configure_dataset(rna, "NB", use_highly_variable=True, use_layer="counts", use_rep="X_pca")
     scglue.models.configure_dataset(atac, "NB", use_highly_variable=True, use_rep="X_lsi")
-    hvf = [n for n, d in guidance.nodes.items() if (n in rna.var_names and rna.var.loc[n, "highly_variable"])
-           or n in atac.var_names]
-    atac.var["highly_variable"] = [n in set(hvf) for n in atac.var_names]
+    hvf = list(rna.var_names[rna.var["highly_variable"]]) + list(atac.var_names[atac.var["highly_variable"]])
     guidance_hvf = guidance.subgraph(hvf).copy()
     fit_kws = {"directory": workdir or tempfile.mkdtemp(prefix="biclum_glue_")}
     if max_epochs is not None:

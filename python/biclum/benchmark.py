@@ -13,7 +13,8 @@ Every run (one method on one dataset, or one biclum configuration) goes through 
    inputs (``rss_inputs_mb`` = the worker's high-water mark just before the method started, so
    ``peak_rss_mb - rss_inputs_mb`` is what the method itself added). With ``isolate=False`` the method runs in this
    process and memory is not measured (NaN);
-3. :func:`biclum.metrics.evaluate` scores the embeddings (paired-only metrics only for paired data);
+3. :func:`biclum.metrics.evaluate` scores the embeddings (paired-only metrics only for paired data; neighbour
+   conservation against each modality's own PCA/LSI, :func:`pre_integration`);
 4. a UMAP figure per run (coloured by modality and by cell type) when umap-learn is installed.
 
 Methods: ``biclum`` (:func:`biclum.integrate`), ``pca`` (:func:`biclum.baselines.pca_floor`), ``seurat``
@@ -47,7 +48,7 @@ from .errors import BiclumInputError
 from .metrics import METRIC_NAMES, evaluate
 
 __all__ = [
-    "BenchmarkInput", "prepare_input", "run_method", "run_benchmark", "run_ablation", "run_sensitivity",
+    "BenchmarkInput", "prepare_input", "pre_integration", "run_method", "run_benchmark", "run_ablation", "run_sensitivity",
     "write_table", "main_benchmark", "main_ablation", "main_sensitivity", "METHODS", "ABLATIONS",
     "SENSITIVITY_GRID",
 ]
@@ -500,11 +501,33 @@ def plot_umap(rna_emb, other_emb, rna_labels=None, other_labels=None, *, title: 
 
 
 # ------------------------------------------------------------------------------------------------------ runners
+def pre_integration(prep: dict, n_comps: int = 50, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Each modality's own coordinates before integration, for the neighbour-conservation metric (as scglue's
+    evaluation: RNA PCA, ATAC LSI). RNA: PCA of the per-gene standardised log-normalised counts (all genes, clip
+    10); ATAC peaks: :func:`~biclum.baselines.lsi`; gene-level ATAC or ADT: PCA as for RNA. Cached in ``prep``."""
+    if "pre" not in prep:
+        from .baselines import _counts, _randomized_svd, _Scaled, log_normalize, lsi
+
+        def pca(adata):
+            X = log_normalize(_counts(adata, None, "data"))
+            return _randomized_svd(_Scaled([X], max_value=10.0), min(n_comps, X.shape[1] - 1), seed=seed)[0]
+
+        other = prep["other"]
+        o = lsi(other, n_comps, seed=seed) if prep["modality"] == "atac" and _looks_like_peaks(other) else pca(other)
+        prep["pre"] = (pca(prep["rna"]).astype(np.float32), np.asarray(o, dtype=np.float32))
+    return prep["pre"]
+
+
 def _score(prep: dict, res: dict, nmi: bool, seed: int) -> dict:
     if res["rna_emb"] is None:
         return {}
+    try:
+        rna_pre, other_pre = pre_integration(prep, seed=seed)
+    except Exception as exc:  # the metric is optional; never lose a run's scores over it
+        logger.warning("neighbour conservation skipped: pre-integration coordinates failed (%s)", exc)
+        rna_pre = other_pre = None
     return evaluate(res["rna_emb"], res["other_emb"], prep["rna_labels"], prep["other_labels"],
-                    paired=prep["paired"], nmi=nmi, random_state=seed)
+                    paired=prep["paired"], nmi=nmi, random_state=seed, rna_pre=rna_pre, other_pre=other_pre)
 
 
 def _row(dataset: str, method: str, res: dict, scores: dict, **label) -> dict:
@@ -705,13 +728,30 @@ def _plot_sensitivity(table: pd.DataFrame, path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- output
+def _git_commit(path: Path) -> Optional[str]:
+    """Short commit (+ "-dirty" with uncommitted changes) of the git checkout holding ``path``, or None."""
+    try:
+        cwd = str(path if path.is_dir() else path.parent)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _environment() -> str:
     parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}", f"{os.cpu_count()} CPUs",
              platform.platform(terse=True)]
     try:
         import biclum
 
-        parts.insert(0, f"biclum {biclum.__version__}")
+        commit = _git_commit(Path(biclum.__file__).resolve().parent)
+        where = Path(biclum.__file__).resolve().parents[2]
+        parts.insert(0, f"biclum {biclum.__version__} from {where}" + (f" (git {commit})" if commit else ""))
     except Exception:
         pass
     return ", ".join(parts)
@@ -742,16 +782,22 @@ def write_table(table: pd.DataFrame, stem, *, title: str = "biclum benchmark", c
 
 
 def _markdown(df: pd.DataFrame, digits: int) -> str:
-    def fmt(v):
+    integral = {c for c in df.columns if c in ("epochs", "value") and pd.api.types.is_numeric_dtype(df[c])
+                and np.all(np.mod(df[c].dropna(), 1) == 0)}
+
+    def fmt(v, col):
         if isinstance(v, (float, np.floating)):
             if np.isnan(v):
                 return ""
+            if col in integral:
+                return str(int(v))
             return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"
         return str(v).replace("|", "\\|")
 
     head = "| " + " | ".join(df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(fmt(v, c) for v, c in zip(row, df.columns)) + " |"
+            for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
 
 

@@ -398,6 +398,8 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
             if not verbose:
                 logger.setLevel(max(saved_level, logging.WARNING))
             try:
+                if isinstance(annotation, Mapping) and "columns" in annotation:
+                    annotation = columns_to_frame(annotation)  # a data.frame from R
                 a_rna = as_anndata(rna, "rna")
                 a_other = as_anndata(other, "other")
                 kwargs = _coerce_overrides(dict(overrides or {}), preset)

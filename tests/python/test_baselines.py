@@ -154,6 +154,7 @@ def test_run_benchmark_pca_isolated(shared_data, tmp_path):
     assert row["status"] == "ok"
     assert row["transfer_rna_to_other"] == pytest.approx(0.72, abs=0.05)
     assert np.isnan(row["foscttm"])  # unpaired
+    assert 0 < row["neighbor_conservation"] < 1 and 0 < row["omics_mixing"] < 1
     assert row["peak_rss_mb"] > row["rss_inputs_mb"] > 50 and row["wall_s"] > 0
     assert table.set_index("method").loc["scglue", "status"].startswith("skipped")
     md = (tmp_path / "benchmark.md").read_text()
@@ -179,6 +180,7 @@ def test_ablation_and_sensitivity_plumbing(monkeypatch, tmp_path):
     assert seen == [{"lr": 1}, {"lr": 1, "alpha": 0.0}, {"lr": 1, "beta": 0.0},
                     {"lr": 1, "gamma_rna": 0.0, "gamma_other": 0.0}]
     assert tab["foscttm"].notna().all() and tab["status"].eq("ok").all()
+    assert tab["neighbor_conservation"].between(0, 1).all()  # against each modality's own PCA
     assert (tmp_path / "ablation.md").exists() and (tmp_path / "ablation.png").exists()
     seen.clear()
     tab = BM.run_sensitivity(rna, oth, "protein", grid={"tau_cell": [0.1, 0.5], "mnn_k": [10]}, isolate=False,

@@ -84,7 +84,7 @@ sim_fit <- function() {
     msgs <- character()
     res <- withCallingHandlers(
       RunBiCLUM(d$rna, d$other, modality = "atac", annotation = d$annotation, seed = 0L,
-                max_epochs = 1L),
+                max_epochs = 1L, batch_size = sim_batch),
       message = function(m) {
         msgs <<- c(msgs, paste(class(m)[1], conditionMessage(m)))
         invokeRestart("muffleMessage")
@@ -102,12 +102,24 @@ py_embeddings <- function(res, side = "rna", key = "biclum") {
   emb
 }
 
+# The Python API called directly (the reference); its Python warnings become R warnings (not stderr).
 py_integrate <- function(rna, other, modality, annotation = NULL, seed = 0L, max_epochs = 1L, ...) {
-  bc <- reticulate::import("biclum", convert = FALSE)
-  bc$set_verbosity("WARNING")
-  on.exit(bc$set_verbosity("INFO"))
-  bc$integrate(rna, other, modality = modality, annotation = annotation, seed = as.integer(seed),
-               max_epochs = as.integer(max_epochs), progress = FALSE, ...)
+  main <- reticulate::py_run_string(paste(
+    "def _biclum_test_integrate(*args, **kwargs):",
+    "    import warnings, biclum",
+    "    biclum.set_verbosity('WARNING')",
+    "    try:",
+    "        with warnings.catch_warnings(record=True) as w:",
+    "            warnings.simplefilter('always')",
+    "            res = biclum.integrate(*args, **kwargs)",
+    "    finally:",
+    "        biclum.set_verbosity('INFO')",
+    "    return res, [str(x.message) for x in w]", sep = "\n"), convert = FALSE)
+  out <- main$`_biclum_test_integrate`(rna, other, modality = modality, annotation = annotation,
+                                        seed = as.integer(seed), max_epochs = as.integer(max_epochs),
+                                        progress = FALSE, ...)
+  for (w in reticulate::py_to_r(reticulate::py_get_item(out, 1L))) warning("Python: ", w, call. = FALSE)
+  reticulate::py_get_item(out, 0L)
 }
 
 max_abs_diff <- function(a, b) {
@@ -119,6 +131,9 @@ max_abs_diff <- function(a, b) {
 test_epochs <- function() as.integer(Sys.getenv("BICLUM_TEST_EPOCHS", "1"))
 # SNARE-seq (10k cells): larger batches (fewer steps per epoch), the same in R and Python.
 snare_batch <- 2048L
+# Simulated data (200 cells) and ECCITE (500 cells): batches no larger than the data (the core warns otherwise).
+sim_batch <- 128L
+eccite_batch <- 256L
 
 # Raw counts of a Seurat object's default assay, with SeuratObject 4 (slot=) or 5 (layer=).
 counts_of <- function(obj, assay = NULL) {

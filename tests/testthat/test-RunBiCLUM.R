@@ -42,7 +42,8 @@ test_that("RunBiCLUM equals the Python API with the same seed (simulated ATAC)",
   skip_if_no_biclum_python()
   d <- sim_seurat("atac")
   res <- sim_fit()$res
-  py <- py_integrate(d$sim$rna_py, d$sim$other_py, "atac", d$sim$annotation_py, seed = 0L, max_epochs = 1L)
+  py <- py_integrate(d$sim$rna_py, d$sim$other_py, "atac", d$sim$annotation_py, seed = 0L, max_epochs = 1L,
+                     batch_size = sim_batch)
   for (side in c("rna", "other")) {
     e_py <- py_embeddings(py, side)
     e_r <- SeuratObject::Embeddings(res[[side]][["biclum"]])
@@ -89,7 +90,7 @@ test_that("the matrix method (annotation from a file) gives the same embeddings"
   model_dir <- file.path(tempdir(), "biclum-model")
   on.exit(unlink(model_dir, recursive = TRUE), add = TRUE)
   drs <- RunBiCLUM(rna_m, atac_m, modality = "atac", annotation = f, max_epochs = 1L, verbose = FALSE,
-                   model_dir = model_dir)
+                   model_dir = model_dir, batch_size = sim_batch)
   expect_true(length(list.files(model_dir)) > 0) # the fitted Python model was saved
   expect_s4_class(drs$rna, "DimReduc")
   expect_s4_class(drs$other, "DimReduc")
@@ -119,7 +120,8 @@ test_that("Signac-style ChromatinAssay (Assay method): ranges and GRanges annota
   rownames(renamed) <- paste0("peak", seq_along(peaks)) # no coordinates in the names
   base <- SeuratObject::CreateAssayObject(counts = renamed)
   ca <- methods::new("ChromatinAssay", base, ranges = gr, annotation = ann_gr)
-  drs <- RunBiCLUM(d$rna[["RNA"]], ca, modality = "atac", max_epochs = 1L, verbose = FALSE)
+  drs <- RunBiCLUM(d$rna[["RNA"]], ca, modality = "atac", max_epochs = 1L, verbose = FALSE,
+                   batch_size = sim_batch)
   res <- sim_fit()$res
   expect_lt(max_abs_diff(SeuratObject::Embeddings(drs$other), SeuratObject::Embeddings(res$other[["biclum"]])), 1e-5)
   # the same plain assay without ranges has peaks without coordinates: a clear error
@@ -163,7 +165,8 @@ test_that("a Python warning reaches R as a warning with the same text", {
     "        warnings.simplefilter('always')",
     "        biclum.set_verbosity('WARNING')",
     "        try:",
-    "            biclum.integrate(rna, other, modality='protein', seed=0, max_epochs=1, progress=False)",
+    "            biclum.integrate(rna, other, modality='protein', seed=0, max_epochs=1, progress=False,",
+    "                             batch_size=128)",
     "        finally:",
     "            biclum.set_verbosity('INFO')",
     "    return [str(x.message) for x in w]", sep = "\n"), convert = FALSE)
@@ -173,7 +176,7 @@ test_that("a Python warning reaches R as a warning with the same text", {
   w <- NULL
   msgs <- NULL
   res <- withCallingHandlers(
-    RunBiCLUM(obj, p$other, modality = "protein", max_epochs = 1L, verbose = FALSE),
+    RunBiCLUM(obj, p$other, modality = "protein", max_epochs = 1L, verbose = FALSE, batch_size = sim_batch),
     warning = function(cond) {
       w <<- c(w, conditionMessage(cond))
       invokeRestart("muffleWarning")
@@ -197,9 +200,11 @@ test_that("SeuratObject 5 assays with split layers are joined or refused, never 
   obj <- SeuratObject::CreateSeuratObject(methods::as(m, "dgCMatrix"))
   obj$half <- rep(c("a", "b"), length.out = ncol(obj))
   obj[["RNA"]] <- split(obj[["RNA"]], f = obj$half)
-  expect_error(RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE),
+  expect_error(RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
+                         batch_size = sim_batch),
                "split into 2 layers", class = "biclum_split_layers")
-  res <- RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE, join_layers = TRUE)
+  res <- RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE, join_layers = TRUE,
+                   batch_size = sim_batch)
   emb <- SeuratObject::Embeddings(res$rna[["biclum"]])
   expect_identical(nrow(emb), ncol(obj))
   expect_false(anyNA(emb))

@@ -17,6 +17,7 @@ test_that("runBiCLUM stores reducedDim with rotation, rowData and metadata, inpu
   expect_s4_class(SummarizedExperiment::rowRanges(d$other), "GRanges")
   rna_before <- d$rna
   res <- runBiCLUM(d$rna, d$other, modality = "atac", annotation = d$annotation, max_epochs = 1L,
+                   batch_size = sim_batch,
                    verbose = FALSE)
   expect_named(res, c("rna", "other"))
   expect_identical(d$rna, rna_before)
@@ -65,7 +66,8 @@ test_that("combine = TRUE returns one SCE with a modality column", {
   skip_if_not_installed("SingleCellExperiment")
   d <- sim_sce("protein")
   msgs <- testthat::capture_messages(
-    comb <- runBiCLUM(d$rna, d$other, modality = "protein", max_epochs = 1L, combine = TRUE))
+    comb <- runBiCLUM(d$rna, d$other, modality = "protein", max_epochs = 1L, combine = TRUE,
+                      batch_size = sim_batch))
   expect_true(any(grepl("biclum: train 1/1", msgs)))
   expect_s4_class(comb, "SingleCellExperiment")
   expect_identical(ncol(comb), ncol(d$rna) + ncol(d$other))
@@ -97,7 +99,7 @@ test_that("the matrix method of runBiCLUM returns embeddings with rotation", {
   skip_if_not_installed("SingleCellExperiment")
   d <- sim_sce("protein")
   res <- runBiCLUM(SummarizedExperiment::assay(d$rna, "counts"), SummarizedExperiment::assay(d$other, "counts"),
-                   modality = "protein", max_epochs = 1L, verbose = FALSE)
+                   modality = "protein", max_epochs = 1L, verbose = FALSE, batch_size = sim_batch)
   expect_true(is.matrix(res$rna))
   expect_true(is.matrix(attr(res$rna, "rotation")))
   expect_identical(rownames(res$other), colnames(d$other))

@@ -88,10 +88,10 @@ test_that("ECCITE (RNA + ADT): runBiCLUM on SCEs equals RunBiCLUM on Seurat and 
   rna_py <- read_h5ad_py(rna_path)
   adt_py <- read_h5ad_py(adt_path)
   seu <- RunBiCLUM(anndata_to_seurat(rna_py), anndata_to_seurat(adt_py, assay = "ADT"), modality = "protein",
-                   seed = 0L, max_epochs = test_epochs(), verbose = FALSE)
+                   seed = 0L, max_epochs = test_epochs(), verbose = FALSE, batch_size = eccite_batch)
   sce <- runBiCLUM(anndata_to_sce(rna_py), anndata_to_sce(adt_py), modality = "protein", seed = 0L,
-                   max_epochs = test_epochs(), verbose = FALSE)
-  py <- py_integrate(rna_py, adt_py, "protein", seed = 0L, max_epochs = test_epochs())
+                   max_epochs = test_epochs(), verbose = FALSE, batch_size = eccite_batch)
+  py <- py_integrate(rna_py, adt_py, "protein", seed = 0L, max_epochs = test_epochs(), batch_size = eccite_batch)
   for (side in c("rna", "other")) {
     e_seu <- SeuratObject::Embeddings(seu[[side]][["biclum"]])
     e_sce <- unclass(SingleCellExperiment::reducedDim(sce[[side]], "BiCLUM"))[, ]
