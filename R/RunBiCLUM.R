@@ -42,6 +42,8 @@
 #' @param join_layers For v5 assays whose counts are split into several layers: join them (`TRUE`) or
 #'   stop with an error (`FALSE`, default). Cells are never dropped silently.
 #' @param reduction.name Name of the `DimReduc` stored in the Seurat objects.
+#' @param overwrite If `reduction.name` already exists in `rna` or `other`: stop with an error (`FALSE`,
+#'   default) or replace it (`TRUE`).
 #' @param reduction.key Key of the `DimReduc` (column prefix).
 #' @param verbose Report progress and log messages of the Python core as R messages.
 #' @param model_dir If not `NULL`, a directory where the fitted Python model is saved (`BiCLUM.save`).
@@ -114,10 +116,12 @@ RunBiCLUM.StdAssay <- RunBiCLUM.Assay
 RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annotation = NULL, seed = 0L,
                              max_epochs = NULL, preset = "default", gene_level = FALSE,
                              rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = FALSE,
-                             reduction.name = "biclum", reduction.key = "BICLUM_", verbose = TRUE,
-                             model_dir = NULL, ...) {
+                             reduction.name = "biclum", reduction.key = "BICLUM_", overwrite = FALSE,
+                             verbose = TRUE, model_dir = NULL, ...) {
   modality <- .check_modality(modality[1])
   .check_seurat(other, "other")
+  .check_new_reduction(rna, reduction.name, "rna", overwrite)
+  .check_new_reduction(other, reduction.name, "other", overwrite)
   rna.assay <- rna.assay %||% SeuratObject::DefaultAssay(rna)
   if (is.null(other.assay)) {
     other.assay <- if (modality == "protein" && "ADT" %in% SeuratObject::Assays(other)) "ADT"
@@ -174,4 +178,20 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   SeuratObject::CreateDimReducObject(
     embeddings = emb, loadings = load, assay = assay,
     stdev = as.numeric(apply(emb, 2, stats::sd, na.rm = TRUE)), key = key, misc = misc)
+}
+
+# A Seurat object's reduction (or an SCE's reducedDim) of that name is replaced only with overwrite = TRUE.
+.check_new_reduction <- function(x, name, what, overwrite, arg = "reduction.name") {
+  if (!is.character(name) || length(name) != 1 || is.na(name) || !nzchar(name)) {
+    stop(.input_error(paste0(arg, " must be one non-empty name, not ", paste(format(name), collapse = ", "), "."),
+                      "biclum_bad_argument"))
+  }
+  have <- if (inherits(x, "Seurat")) SeuratObject::Reductions(x) else
+    tryCatch(SingleCellExperiment::reducedDimNames(x), error = function(e) character())
+  if (name %in% have && !isTRUE(overwrite)) {
+    stop(.input_error(paste0(
+      what, ": the object already has a ", if (inherits(x, "Seurat")) "reduction" else "reducedDim", " '", name,
+      "'; pass overwrite = TRUE to replace it, or choose another ", arg, "."), "biclum_reduction_exists"))
+  }
+  invisible(TRUE)
 }

@@ -58,7 +58,7 @@
       x <- as.character(x)
       na <- is.na(x)
       x[na] <- ""
-      list(kind = "character", values = as.list(x), na = array(na))
+      list(kind = "character", values = array(x), na = array(na)) # array: one NumPy conversion, not one per string
     }
     nms <- c(nms, nm)
     cols[[length(cols) + 1L]] <- entry

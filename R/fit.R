@@ -63,6 +63,8 @@
                         max_epochs = NULL, preset = "default", verbose = TRUE, model_dir = NULL,
                         overrides = list(), rna_obs = NULL, other_obs = NULL) {
   verbose <- isTRUE(verbose)
+  .check_unique_cells(rna, "rna")
+  .check_unique_cells(other, "other")
   bridge <- .biclum_bridge()
   if (!is.null(annotation) && !is.character(annotation)) annotation <- .df_to_py(annotation)
   if (length(overrides)) {
@@ -93,6 +95,16 @@
   res$rna <- .side(res$rna)
   res$other <- .side(res$other)
   res
+}
+
+# Cell names must be unique (results are matched back to cells by name).
+.check_unique_cells <- function(m, what) {
+  dup <- unique(colnames(m)[duplicated(colnames(m))])
+  if (length(dup)) {
+    stop(.input_error(paste0(
+      what, ": ", length(dup), " duplicated cell names (e.g. ", paste(utils::head(dup, 3), collapse = ", "),
+      "); make them unique first, e.g. colnames(x) <- make.unique(colnames(x))."), "biclum_duplicated_cells"))
+  }
 }
 
 .side <- function(s) {

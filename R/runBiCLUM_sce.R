@@ -19,6 +19,8 @@
 #'   default method takes features x cells matrices and returns the embeddings.
 #' @param rna.assay,other.assay Names of the assays holding the raw counts.
 #' @param name Name of the `reducedDim` (and of the `rowData`/`metadata` entries).
+#' @param overwrite If a `reducedDim` called `name` already exists in `rna` or `other`: stop with an error
+#'   (`FALSE`, default) or replace it (`TRUE`).
 #' @param combine `FALSE`: return `list(rna = <SCE>, other = <SCE>)`; `TRUE`: one SCE holding the cells of
 #'   both (no assays; `colData` with a `modality` column and the columns both inputs share; rows = the
 #'   genes used, their loadings in `rowData`).
@@ -65,8 +67,8 @@ runBiCLUM.default <- function(rna, other, modality = c("atac", "protein"), annot
 runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "protein"), annotation = NULL,
                                            seed = 0L, max_epochs = NULL, preset = "default",
                                            gene_level = FALSE, rna.assay = "counts", other.assay = "counts",
-                                           name = "BiCLUM", combine = FALSE, verbose = TRUE,
-                                           model_dir = NULL, ...) {
+                                           name = "BiCLUM", combine = FALSE, overwrite = FALSE,
+                                           verbose = TRUE, model_dir = NULL, ...) {
   .need_pkg("SingleCellExperiment", "runBiCLUM()")
   modality <- .check_modality(modality[1])
   .biclum_bridge()
@@ -74,6 +76,8 @@ runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "pro
     stop("other: expected a SingleCellExperiment like rna, got an object of class ", class(other)[1],
          call. = FALSE)
   }
+  .check_new_reduction(rna, name, "rna", overwrite, arg = "name")
+  .check_new_reduction(other, name, "other", overwrite, arg = "name")
   rna_m <- .sce_matrix(rna, rna.assay, "rna")
   other_m <- .sce_matrix(other, other.assay, "other")
   ranges <- if (modality == "atac") .sce_coords(other) else NULL

@@ -6,7 +6,7 @@ seconds per epoch, peak RSS, FOSCTTM on a paired subsample of 5,000 cells, and t
 FLOP/s against this machine's measured fp32 matmul throughput.
 
     python benchmarks/scale.py --cells 10000 20000 40000 80000 --epochs 2
-    python benchmarks/scale.py --cells 100000 300000 1000000 --epochs 3 --set batch_size=2048
+    python benchmarks/scale.py --cells 100000 300000 1000000 --backed
 """
 from __future__ import annotations
 
@@ -49,44 +49,169 @@ def step_flops(model, batch_size: int) -> float:
     return 2 * 3 * fwd
 
 
-def run_one(n_cells: int, epochs: int, overrides: dict) -> dict:
+class StageMemory:
+    """Peak resident memory per stage: a thread samples VmRSS every 50 ms; ``mark(stage)`` starts a stage."""
+
+    def __init__(self):
+        import threading
+
+        self.stage, self.peaks, self._stop = "start", {}, False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def rss_gb() -> float:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 2**20
+        return float("nan")
+
+    def _run(self):
+        while not self._stop:
+            r = self.rss_gb()
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), r)
+            time.sleep(0.05)
+
+    def mark(self, stage: str):
+        r = self.rss_gb()
+        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), r)
+        self.stage = stage
+        self.peaks[stage] = max(self.peaks.get(stage, 0.0), r)
+
+    def stop(self):
+        self._stop = True
+        self._thread.join()
+
+
+SETUP_STAGES = {1: "validate", 2: "gene_space", 3: "hvg", 4: "preprocess", 5: "pairs", 6: "sketch"}
+
+
+def run_one(n_cells: int, epochs, overrides: dict, backed: bool = False, workdir: str | None = None) -> dict:
     import numpy as np
 
     import biclum
     from biclum import metrics
     from biclum.datasets import simulate
 
-    biclum.set_verbosity("WARNING")
+    biclum.set_verbosity("INFO")
+    mem = StageMemory()
+    mem.mark("simulate")
     t = time.perf_counter()
-    rna, atac, ann = simulate(n_cells // 2, modality="atac", paired=True, n_genes=2000, peaks_per_gene=3,
-                              n_distal_peaks=4000, seed=0)
+    import os
+
+    import anndata as ad
+    import pandas as pd
+
+    paths = {k: os.path.join(workdir, f"{k}_{n_cells}.h5ad") for k in ("rna", "atac")}
+    paths["annotation"] = os.path.join(workdir, f"annotation_{n_cells}.tsv")
+    cached = backed and all(os.path.exists(p) for p in paths.values())
+    if cached:  # the same simulation (seed 0) written by an earlier --backed run
+        rna, atac = ad.read_h5ad(paths["rna"], backed="r"), ad.read_h5ad(paths["atac"], backed="r")
+        ann = pd.read_csv(paths["annotation"], sep="\t")
+        density = {"rna_nnz_per_cell": round(rna.X.group["data"].shape[0] / rna.n_obs, 1),
+                   "atac_nnz_per_cell": round(atac.X.group["data"].shape[0] / atac.n_obs, 1)}
+    else:
+        rna, atac, ann = simulate(n_cells // 2, modality="atac", paired=True, n_genes=2000, peaks_per_gene=3,
+                                  n_distal_peaks=4000, seed=0)
+        density = {"rna_nnz_per_cell": round(rna.X.nnz / rna.n_obs, 1),
+                   "atac_nnz_per_cell": round(atac.X.nnz / atac.n_obs, 1)}
     sim_s = time.perf_counter() - t
+    if backed and not cached:  # write, free, reopen in anndata's backed mode: the matrices stay on disk
+        import gc
+
+        mem.mark("write_h5ad")
+        os.makedirs(workdir, exist_ok=True)
+        rna.write_h5ad(paths["rna"])
+        atac.write_h5ad(paths["atac"])
+        ann.to_csv(paths["annotation"], sep="\t", index=False)
+        del rna, atac
+        gc.collect()
+        rna, atac = ad.read_h5ad(paths["rna"], backed="r"), ad.read_h5ad(paths["atac"], backed="r")
+    times: dict = {}
+    clock = {"stage": None, "t": time.perf_counter()}
+
+    def on_progress(phase, i, n, message):
+        if phase != "setup":
+            return
+        now = time.perf_counter()
+        if clock["stage"] is not None:
+            times[clock["stage"]] = times.get(clock["stage"], 0.0) + now - clock["t"]
+        clock["stage"], clock["t"] = SETUP_STAGES[i], now
+        mem.mark(SETUP_STAGES[i])
+
     t0 = time.perf_counter()
-    model = biclum.BiCLUM(rna, atac, "atac", ann, seed=0, **overrides)
+    model = biclum.BiCLUM(rna, atac, "atac", ann, seed=0, progress_callback=on_progress, **overrides)
+    now = time.perf_counter()
+    times[clock["stage"]] = times.get(clock["stage"], 0.0) + now - clock["t"]
+    mem.mark("train")
+    model._callback = None
+    t = time.perf_counter()
     model.fit(epochs, progress=False)
+    times["train"] = time.perf_counter() - t
+    mem.mark("embed")
     t = time.perf_counter()
     emb = {m: model.get_cell_embeddings(m) for m in ("rna", "other")}
-    embed_s = time.perf_counter() - t
+    times["embed"] = time.perf_counter() - t
     total = time.perf_counter() - t0
+    mem.mark("end")
+    mem.stop()
     per_epoch = [h["seconds"] for h in model.history]
-    steps = model.history[-1]["steps"]
-    sec_epoch = float(np.median(per_epoch[1:] if len(per_epoch) > 1 else per_epoch))
-    flops = step_flops(model, model.config.train.batch_size) * steps / sec_epoch
+    steps = sum(h["steps"] for h in model.history)
+    sec_step = sum(per_epoch) / steps if steps else float("nan")
+    flops = step_flops(model, model.config.train.batch_size) / sec_step if steps else float("nan")
     rng = np.random.default_rng(0)
-    sub = rng.choice(min(len(emb["rna"]), len(emb["other"])), size=min(5000, len(emb["rna"])), replace=False)
+    n_sub = min(5000, len(emb["rna"]))
+    sub = rng.choice(min(len(emb["rna"]), len(emb["other"])), size=n_sub, replace=False)
     fx, fy = metrics.foscttm(emb["rna"][sub], emb["other"][sub])
-    stages = {k: round(v, 2) for k, v in model.timings.items() if k != "setup_total"}
-    return {"cells": n_cells, "simulate_s": round(sim_s, 1), **stages, "embed": round(embed_s, 2),
-            "sec_per_epoch": round(sec_epoch, 2), "steps_per_epoch": steps, "epochs": len(per_epoch),
-            "total_s": round(total, 1), "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    mm = matmul_flops()
+    return {"cells": n_cells, "simulate_s": round(sim_s, 1), "data": "cached h5ad" if cached else "simulated", **density,
+            **{f"{k}_s": round(v, 1) for k, v in times.items()},
+            "total_s": round(total, 1), "epochs": len(per_epoch), "steps": steps,
+            "sec_per_epoch": round(float(np.median(per_epoch)), 2) if per_epoch else None, "sec_per_step": round(sec_step, 4),
+            "peak_rss_gb": round(max(v for k, v in mem.peaks.items() if k not in ("simulate", "start")), 2),
+            **{f"rss_{k}_gb": round(v, 2) for k, v in mem.peaks.items() if k not in ("start", "end")},
             "foscttm_5k": round(float((fx.mean() + fy.mean()) / 2), 4), "train_gflops": round(flops / 1e9, 2),
-            "matmul_gflops": round(matmul_flops() / 1e9, 2)}
+            "matmul_gflops": round(mm / 1e9, 2), "flops_fraction": round(flops / mm, 3),
+            "train_status": model.train_status}
+
+
+STAGES = ("validate", "gene_space", "hvg", "preprocess", "pairs", "sketch", "train", "embed")
+
+
+def _table(rows: list) -> str:
+    """Stages as rows, sizes as columns: seconds and peak RSS per stage, then the totals and quality."""
+    head = "| | " + " | ".join(f"{r['cells']:,} cells" for r in rows) + " |"
+    lines = [head, "|---|" + "---|" * len(rows)]
+    for st in STAGES:
+        lines.append(f"| {st} (s / peak GB) | " + " | ".join(
+            f"{r.get(st + '_s', float('nan'))} / {r.get('rss_' + st + '_gb', float('nan'))}" for r in rows) + " |")
+    for k in ("total_s", "peak_rss_gb", "simulate_s", "rna_nnz_per_cell", "atac_nnz_per_cell", "epochs", "steps",
+              "sec_per_epoch", "sec_per_step", "train_gflops", "matmul_gflops", "flops_fraction", "foscttm_5k",
+              "train_status"):
+        lines.append(f"| {k} | " + " | ".join(str(r.get(k, "")) for r in rows) + " |")
+    out = ["\n".join(lines), ""]
+    for a, b in zip(rows[:-1], rows[1:]):
+        f = b["cells"] / a["cells"]
+        parts = []
+        for st in STAGES:
+            ta, tb = a.get(st + "_s"), b.get(st + "_s")
+            if ta and tb:
+                parts.append(f"{st} x{tb / ta:.2f} ({tb / ta / f:.2f} of cells)")
+        out.append(f"{a['cells']:,} -> {b['cells']:,} cells (x{f:g}): total x{b['total_s'] / a['total_s']:.2f}; "
+                   + ", ".join(parts))
+    return "\n".join(out)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", type=int, nargs="+", default=[10000, 20000, 40000, 80000])
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs per size (default: the default preset's budget, see README 'Scale')")
+    ap.add_argument("--backed", action="store_true",
+                    help="write the simulated data to h5ad (once; later runs reuse the files in --workdir) and read "
+                         "it in anndata's backed mode")
+    ap.add_argument("--workdir", default="/tmp/biclum_scale", help="where --backed writes its h5ad files")
     ap.add_argument("--set", nargs="*", default=[])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.md"))
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -96,34 +221,35 @@ def main(argv=None):
         k, v = s.split("=", 1)
         overrides[k] = int(v) if v.isdigit() else float(v) if v.replace(".", "", 1).isdigit() else v
     if args.worker:
-        print("RESULT " + json.dumps(run_one(args.worker, args.epochs, overrides)), flush=True)
+        res = run_one(args.worker, args.epochs, overrides, backed=args.backed, workdir=args.workdir)
+        print("RESULT " + json.dumps(res), flush=True)
         return
     rows = []
     for n in args.cells:
-        cmd = [sys.executable, __file__, "--worker", str(n), "--epochs", str(args.epochs), "--set", *args.set]
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [sys.executable, __file__, "--worker", str(n), "--workdir", args.workdir, "--set", *args.set]
+        if args.epochs is not None:
+            cmd += ["--epochs", str(args.epochs)]
+        if args.backed:
+            cmd.append("--backed")
+        log = Path(args.workdir) / f"scale_{n}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as err:
+            out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if not line:
-            print(out.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"size {n} failed")
+            print(log.read_text()[-3000:], file=sys.stderr)
+            raise SystemExit(f"size {n} failed (log: {log})")
         rows.append(json.loads(line[0][7:]))
         print(json.dumps(rows[-1]), flush=True)
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    ratios = []
-    for a, b in zip(rows[:-1], rows[1:]):
-        f = b["cells"] / a["cells"]
-        ratios.append(f"{a['cells']}->{b['cells']} (x{f:g}): epoch x{b['sec_per_epoch'] / a['sec_per_epoch']:.2f}, "
-                      f"setup stages x{sum(b[k] for k in ('gene_space', 'hvg', 'preprocess', 'pairs', 'sketch')) / max(1e-9, sum(a[k] for k in ('gene_space', 'hvg', 'preprocess', 'pairs', 'sketch'))):.2f}")
-    text = "\n".join(lines + [""] + ratios)
+    text = _table(rows)
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    cmdline = " ".join(["python benchmarks/scale.py --cells", *map(str, args.cells)]
+                       + ([f"--epochs {args.epochs}"] if args.epochs is not None else [])
+                       + (["--backed"] if args.backed else []) + (["--set", *args.set] if args.set else []))
     with out.open("a") as fh:
-        fh.write(f"\n## `python benchmarks/scale.py --cells {' '.join(map(str, args.cells))} --epochs {args.epochs}"
-                 f"{' --set ' + ' '.join(args.set) if args.set else ''}` ({time.strftime('%Y-%m-%d %H:%M')})\n\n"
-                 + text + "\n")
+        fh.write(f"\n## `{cmdline}` ({time.strftime('%Y-%m-%d %H:%M')})\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "sparse_to_vectors", "sparse_from_vectors", "frame_to_columns", "columns_to_frame", "anndata_from_vectors", "anndata_to_vectors",
-    "read_h5ad_vectors", "as_anndata", "integrate_from_r", "runtime_info",
+    "read_h5ad_vectors", "as_anndata", "integrate_from_r", "runtime_info", "downstream_from_r",
 ]
 
 _COORD_COLS = ("chrom", "start", "end")
@@ -441,6 +441,154 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
                 logger.addHandler(h)
         logger.setLevel(saved_level)
     # keep order, drop exact duplicates (a warning that was also logged)
+    seen: set = set()
+    out["warnings"] = [w for w in collected if not (w in seen or seen.add(w))]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# downstream analyses for R (biclum.downstream and biclum.prior.gene_activity)
+# --------------------------------------------------------------------------------------------------
+_DOWNSTREAM_FUNCTIONS = (
+    "match_cells", "transfer_labels", "assign_metacells", "aggregate_metacells", "matched_metacells",
+    "nearby_pairs", "gene_peak_links", "links_vs_control", "read_network", "tf_activity", "activity_by_group",
+    "compare_tf_activity", "find_markers", "cross_modal_markers", "embedding_markers", "top_markers",
+    "marker_overlap", "read_gmt", "enrichment", "enrich_markers", "read_lr_table", "ligand_receptor",
+    "example_path",
+)
+
+
+def _adata_from_r(spec: Mapping):
+    """AnnData from the tagged dict R sends: the counts vectors (optional: without them an AnnData without X,
+    with ``obs_names``, ``var_names``), ``obs``/``var`` columns, and ``obsm``/``varm`` dicts of matrices."""
+    import anndata as ad
+
+    if "x" in spec:
+        a = as_anndata(spec, "data")
+    else:
+        obs_names = _as_str_list(spec.get("obs_names"))
+        var_names = _as_str_list(spec.get("var_names"))
+        a = ad.AnnData(obs=_frame(spec.get("obs"), obs_names), var=_frame(spec.get("var"), var_names))
+    for slot in ("obsm", "varm"):
+        for k, m in dict(spec.get(slot) or {}).items():
+            m = np.asarray(m, dtype=np.float32)
+            n = a.n_obs if slot == "obsm" else a.n_vars
+            getattr(a, slot)[str(k)] = m.reshape(n, -1) if m.ndim != 2 else m
+    return a
+
+
+def _r_arg(v: Any) -> Any:
+    """Arguments from R: tagged dicts become AnnData / DataFrames / gene lists / gene-set dicts."""
+    if isinstance(v, Mapping):
+        tag = v.get("__biclum__")
+        if tag == "adata":
+            return _adata_from_r(v)
+        if tag == "frame":
+            return columns_to_frame(v["frame"], index=v.get("index"))
+        if tag == "strings":  # an R character vector (always a list), NA marked in "na"
+            vals = _as_str_list(v.get("values"))
+            na = np.asarray(v.get("na", np.zeros(len(vals), dtype=bool)), dtype=bool).ravel()
+            return [None if m else x for x, m in zip(vals, na)] if na.shape[0] == len(vals) else vals
+        if tag == "sets":
+            return {str(k): _as_str_list(g) for k, g in zip(_as_str_list(v.get("names")), v.get("values") or [])}
+        return {str(k): _r_arg(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_r_arg(x) for x in v]
+    return v
+
+
+def _r_value(v: Any, depth: int = 0) -> Any:
+    """Results for R, tagged so that R rebuilds data.frames, dgCMatrix objects and named lists."""
+    import anndata as ad
+
+    if depth > 6:
+        return str(v)
+    if isinstance(v, pd.Series):
+        v = v.to_frame(name=v.name if v.name is not None else "value")
+    if isinstance(v, pd.DataFrame):
+        attrs = {str(k): _r_value(x, depth + 1) for k, x in v.attrs.items()}
+        return {"__biclum__": "frame", "frame": frame_to_columns(v), "attrs": attrs,
+                "index": [str(i) for i in v.index], "columns": [str(c) for c in v.columns]}
+    if isinstance(v, ad.AnnData):
+        out = anndata_to_vectors(v)
+        out["__biclum__"] = "adata"
+        return out
+    if isinstance(v, Mapping):
+        return {"__biclum__": "dict", "names": [str(k) for k in v],
+                "values": [_r_value(x, depth + 1) for x in v.values()]}
+    if isinstance(v, (list, tuple)):
+        if all(isinstance(x, str) for x in v):
+            return {"__biclum__": "strings", "values": [str(x) for x in v]}
+        return {"__biclum__": "list", "values": [_r_value(x, depth + 1) for x in v]}
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _links_from_cells(rna, atac, annotation, use_rep: str = "X_biclum", n_metacells: int | None = None,
+                      k: int = 50, seed: int = 0, **link_kwargs) -> dict:
+    """matched_metacells -> gene_peak_links -> links_vs_control in one call (no dense metacell matrices
+    cross to R)."""
+    from . import downstream as ds
+
+    rna_mc, atac_mc = ds.matched_metacells(rna, atac, use_rep=use_rep, n_metacells=n_metacells, k=k, seed=seed)
+    links = ds.gene_peak_links(rna_mc, atac_mc, annotation, seed=seed, **link_kwargs)
+    return {"links": links, "summary": ds.links_vs_control(links),
+            "membership": rna_mc.uns["metacell_membership"]}
+
+
+def downstream_from_r(name: str, kwargs: Mapping | None = None, verbose: bool = False,
+                      log_fn: Callable | None = None) -> dict:
+    """Call ``biclum.downstream.<name>`` (or ``biclum.prior.gene_activity``) for R.
+
+    ``kwargs`` may hold the tagged dicts R builds (AnnData, data.frames, gene lists). Like
+    :func:`integrate_from_r` it never raises for errors of the call: it returns ``{"ok": False,
+    "error_class", "error_classes", "message", "traceback", "warnings"}`` or ``{"ok": True, "value",
+    "warnings"}`` with ``value`` tagged by :func:`_r_value`. Python warnings and biclum log records at
+    WARNING or above are collected in ``"warnings"``; INFO records go to ``log_fn`` when ``verbose``.
+    """
+    from ._logging import logger
+
+    collected: list[str] = []
+    relay = _Relay(log_fn if verbose else None, None, 1.0, collected)
+    handler = _ForwardHandler(relay)
+    saved_handlers, saved_level = list(logger.handlers), logger.level
+    out: dict = {"ok": False, "warnings": collected}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for h in saved_handlers:
+                logger.removeHandler(h)
+            logger.addHandler(handler)
+            if not verbose:
+                logger.setLevel(max(saved_level, logging.WARNING))
+            try:
+                if name == "gene_activity":
+                    from .prior import gene_activity as fn
+                elif name == "links_from_cells":
+                    fn = _links_from_cells
+                elif name in _DOWNSTREAM_FUNCTIONS:
+                    from . import downstream
+
+                    fn = getattr(downstream, name)
+                else:
+                    raise ValueError(f"downstream_from_r: unknown function {name!r}")
+                args = {str(k): _r_arg(v) for k, v in dict(kwargs or {}).items()}
+                out = {"ok": True, "warnings": collected, "value": _r_value(fn(**args))}
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # returned, re-raised in R with the same message
+                out = {"ok": False, "warnings": collected, "error_class": type(e).__name__,
+                       "error_classes": [c.__name__ for c in type(e).__mro__ if c is not object],
+                       "message": str(e), "traceback": traceback.format_exc()}
+            for w in caught:
+                collected.append(str(w.message))
+    finally:
+        logger.removeHandler(handler)
+        for h in saved_handlers:
+            if h not in logger.handlers:
+                logger.addHandler(h)
+        logger.setLevel(saved_level)
     seen: set = set()
     out["warnings"] = [w for w in collected if not (w in seen or seen.add(w))]
     return out

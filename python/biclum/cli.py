@@ -27,7 +27,8 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--preset", default="default", choices=["default", "paper"])
-    p.add_argument("--device", default=None, help="cpu, cuda or auto")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (the GPU when torch sees one, else the CPU); "
+                                                  "default: the config's (cpu)")
     p.add_argument("--rna-layer", default=None)
     p.add_argument("--other-layer", default=None)
     p.add_argument("--label-key", default="cell_type", help="obs column to colour the UMAP by, when present")
@@ -73,12 +74,18 @@ def cmd_fit(args) -> int:
     import numpy as np
     import pandas as pd
 
+    from . import distributed
     from .api import integrate
     from .datasets import simulate
     from .plotting import plot_joint_umap, plot_loss
 
+    # under torchrun (WORLD_SIZE > 1) every rank reads the data and trains its shard; only rank 0 logs and writes
+    main_rank = distributed.env_rank() == 0
+    if not main_rank:
+        set_verbosity("WARNING")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
     if args.demo:
         rna, other, annotation = simulate(args.demo_cells, modality=args.modality, seed=args.seed)
         logger.info("demo: simulated %d RNA and %d %s cells", rna.n_obs, other.n_obs, args.modality)
@@ -92,9 +99,13 @@ def cmd_fit(args) -> int:
         overrides["device"] = args.device
     t0 = time.perf_counter()
     res = integrate(rna, other, args.modality, annotation, seed=args.seed, max_epochs=args.max_epochs,
-                    preset=args.preset, progress=not args.quiet, rna_layer=args.rna_layer,
+                    preset=args.preset, progress=not args.quiet and main_rank, rna_layer=args.rna_layer,
                     other_layer=args.other_layer, checkpoint_dir=args.checkpoint_dir or str(out / "checkpoints"),
                     resume=args.resume, **overrides)
+    world = distributed.world_size()
+    distributed.destroy()  # training was the last collective step
+    if not main_rank:
+        return 0
     res.rna.write_h5ad(out / "rna.h5ad")
     res.other.write_h5ad(out / "other.h5ad")
     res.model.save(str(out / "model"), overwrite=True)
@@ -110,7 +121,7 @@ def cmd_fit(args) -> int:
         written.append("umap.png")
     summary = {"seconds": round(time.perf_counter() - t0, 1), "epochs": len(res.history),
                "status": res.model.train_status, "n_rna": res.rna.n_obs, "n_other": res.other.n_obs,
-               "written": written}
+               "processes": world, "written": written}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"biclum fit: {summary['status']} after {summary['epochs']} epochs in {summary['seconds']} s; "
           f"wrote {', '.join(written)} to {out}")

@@ -23,6 +23,8 @@ class PreprocessConfig:
     hvg_span: float = 0.3            # loess span of the seurat_v3 mean-variance fit
     target_sum: float = 1e4          # library-size normalisation target
     n_pcs: int = 100                 # PCA components per modality: the cell encoders' input
+    pca_max_cells: int = 100_000     # PCA/LSI components fitted on at most this many cells (a random sample)
+                                     # per modality; every cell is projected (0: fit on all cells)
     max_value: Optional[float] = 10.0  # clip scaled values (scanpy's sc.pp.scale(max_value=10))
     target: str = "normalized"       # reconstruction target: "normalized" (log1p of normalised) or "counts"
     min_shared_genes: int = 20       # fewer shared genes between modalities than this is an error
@@ -60,6 +62,9 @@ class TrainConfig:
     batch_size: int = 256            # cells per modality per step
     feature_batch_size: int = 512    # gene pairs per step in the feature-level loss (all when fewer); O(n^2)
     max_epochs: int = 1000
+    epoch_budget_cells: int = 0      # atlas budget: when fit() is not given max_epochs, cap epochs at
+                                     # ceil(budget / cells per modality) (at least min_budget_epochs); 0: no cap
+    min_budget_epochs: int = 4
     patience: int = 30               # early stopping on the epoch's total loss
     min_delta: float = 1e-4          # relative improvement that resets patience
     seed: int = 0
@@ -71,7 +76,7 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"atac_encoder_input": "gene_activity", "normalize_output": False},
-    "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10},
+    "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10, "epoch_budget_cells": 2_000_000},
 }
 
 
@@ -126,6 +131,9 @@ class BiclumConfig:
                             ("mnn_k", self.pairs.mnn_k)):
             if int(value) < 1:
                 raise BiclumInputError(f"{name} must be >= 1, got {value}.")
+        if t.epoch_budget_cells < 0 or t.min_budget_epochs < 1:
+            raise BiclumInputError(f"epoch_budget_cells must be >= 0 and min_budget_epochs >= 1, got "
+                                   f"{t.epoch_budget_cells} and {t.min_budget_epochs}.")
         if not 0 <= m.dropout < 1:
             raise BiclumInputError(f"dropout must be in [0, 1), got {m.dropout}.")
 

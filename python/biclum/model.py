@@ -18,8 +18,9 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from ._logging import logger
+from .backed import load_backed
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
@@ -33,12 +34,18 @@ MODALITY_KINDS = ("atac", "protein")
 WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
 
 
-def _counts_view(adata, layer):
-    """A light AnnData whose X is the counts (no copy of the matrix)."""
+def _counts_view(adata, layer, keep=None):
+    """A light AnnData whose X is the counts as CSR float32, restricted to the ``keep`` cells (a boolean mask).
+    The matrix is shared with ``adata`` when it already is CSR float32 and every cell is kept (never modified)."""
     import anndata as ad
 
     X = adata.X if layer is None else adata.layers[layer]
-    return ad.AnnData(X=X, obs=adata.obs.copy(), var=adata.var.copy())
+    obs = adata.obs
+    if keep is not None and not np.all(keep):
+        idx = np.flatnonzero(keep)
+        X = X[idx]
+        obs = obs.iloc[idx]
+    return ad.AnnData(X=as_csr32(X), obs=obs.copy(), var=adata.var.copy())
 
 
 def to_gene_space(other, modality: str, annotation=None, gene_activity_kwargs: Optional[dict] = None,
@@ -94,10 +101,13 @@ class BiCLUM:
         cfg, t0 = self.config, time.perf_counter()
         self.timings: dict = {}
         self._stage(1, "validating inputs")
+        rna, rna_layer = load_backed(rna, rna_layer, "rna")
+        other, other_layer = load_backed(other, other_layer, "other")
         check_rna = check_modality(rna, "rna", rna_layer)
         check_other = check_modality(other, "other", other_layer, expect_counts=True)
-        rna_view = _counts_view(rna, rna_layer)[check_rna.keep_cells]
-        other_view = _counts_view(other, other_layer)[check_other.keep_cells]
+        rna_view = _counts_view(rna, rna_layer, check_rna.keep_cells)
+        other_view = _counts_view(other, other_layer, check_other.keep_cells)
+        del rna, other  # a backed input's in-memory copy is now held by the views only
         self._stage(2, f"moving the {self.modality} modality into gene space")
         gene_other = to_gene_space(other_view, self.modality, annotation, ga_kwargs, protein_mapping)
         self.gene_space_info = dict(gene_other.uns.get("gene_activity", gene_other.uns.get("protein_to_gene", {})))
@@ -110,7 +120,7 @@ class BiCLUM:
             X_other, gene_other = X_other[keep_other], gene_other[keep_other]
         self.timings["gene_space"] = time.perf_counter() - t0
         self.cell_names = {"rna": np.asarray(rna_view.obs_names), "other": np.asarray(gene_other.obs_names)}
-        self.input_var_names = {"rna": np.asarray(rna.var_names), "other_genes": np.asarray(gene_other.var_names)}
+        self.input_var_names = {"rna": np.asarray(rna_view.var_names), "other_genes": np.asarray(gene_other.var_names)}
         self._gene_var = gene_other.var.copy()
         self._annotation_rows = self._feature_annotation(gene_other)
         var_names = {"rna": np.asarray(rna_view.var_names, dtype=object),
@@ -141,7 +151,7 @@ class BiCLUM:
                 logger.info("%s: %d PCs (capped by the data) instead of %d", m, n_pcs, cfg.preprocess.n_pcs)
             self.preprocessors[m], pcs[m], norms[m] = ModalityPreprocessor.fit(
                 counts[m], var_names[m], self.features[m], cfg.preprocess.target_sum, n_pcs,
-                cfg.preprocess.max_value, seed)
+                cfg.preprocess.max_value, seed, cfg.preprocess.pca_max_cells)
         self.timings["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -152,9 +162,9 @@ class BiCLUM:
             raise BiclumInputError("atac_encoder_input='peaks_lsi' needs ATAC peaks, but the input is gene-level; "
                                    "pass the peak matrix or use atac_encoder_input='gene_activity'.")
         if use_lsi:
-            peaks = as_csr32(other_view.X)[np.flatnonzero(keep_other)]
+            peaks = other_view.X if keep_other.all() else other_view.X[np.flatnonzero(keep_other)]
             self.peak_lsi, pcs["other"] = PeakLSI.fit(peaks, np.asarray(other_view.var_names),
-                                                      cfg.preprocess.n_pcs, seed)
+                                                      cfg.preprocess.n_pcs, seed, cfg.preprocess.pca_max_cells)
             logger.info("ATAC cell encoder input: LSI of %d peaks (%d components)", len(self.peak_lsi.peaks),
                         pcs["other"].shape[1])
         self.timings["preprocess"] = time.perf_counter() - t
@@ -164,8 +174,11 @@ class BiCLUM:
         pos = {m: {g: i for i, g in enumerate(self.features[m])} for m in MODALITIES}
         shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
         n_shared_pcs = min(cfg.pairs.n_shared_pcs, len(shared) - 1)
-        za, zb = joint_shared_pca(norms["rna"][:, shared_cols["rna"]], norms["other"][:, shared_cols["other"]],
-                                  n_shared_pcs, seed, cfg.preprocess.max_value)
+        shared_norms = [norms[m] if np.array_equal(shared_cols[m], np.arange(norms[m].shape[1]))
+                        else norms[m][:, shared_cols[m]] for m in MODALITIES]  # no copy when all are shared
+        za, zb = joint_shared_pca(*shared_norms, n_shared_pcs, seed, cfg.preprocess.max_value,
+                                  cfg.preprocess.pca_max_cells)
+        del shared_norms
         k = cap_to_data(cfg.pairs.mnn_k, min(za.shape[0], zb.shape[0]), "mnn_k")
         cell_pairs = mutual_nearest_neighbors(za, zb, k, cfg.pairs.exact_knn_max, seed)
         self.pair_flags = dict(zip(MODALITIES, cell_pairs.flags()))
@@ -228,8 +241,8 @@ class BiCLUM:
             raise BiclumModelError("this model was loaded from disk and holds no training data; it can embed cells "
                                    "(transform) but not be trained again. Build a new BiCLUM on the data to train.")
         t = self.config.train
-        max_epochs = int(max_epochs if max_epochs is not None else t.max_epochs)
-        device = resolve_device(t.device)
+        max_epochs = int(max_epochs) if max_epochs is not None else self._budget_epochs()
+        device = distributed.setup(resolve_device(t.device))  # under torchrun: join the process group (DDP)
         logger.info("config (%s preset): %s", self.config.preset,
                     {k: v for k, v in self.config.flat().items()})
         trainer = Trainer(self.module, self._data, t, device, progress=progress,
@@ -243,6 +256,22 @@ class BiCLUM:
         self.train_status = state.status
         self.is_trained = True
         return self
+
+    def _budget_epochs(self) -> int:
+        """The config's max_epochs, capped for atlases by ``epoch_budget_cells`` (as scvi-tools scales its epoch
+        default down with the number of cells): the cap keeps the number of optimisation steps, not epochs, about
+        constant above ``epoch_budget_cells / max_epochs`` cells per modality. Logged when it applies."""
+        t = self.config.train
+        n = max(self._data.pcs[m].shape[0] for m in MODALITIES)
+        if not t.epoch_budget_cells:
+            return int(t.max_epochs)
+        capped = max(int(t.min_budget_epochs), int(np.ceil(t.epoch_budget_cells / n)))
+        if capped < t.max_epochs:
+            logger.info("epoch budget: %d epochs instead of max_epochs=%d for %d cells per modality "
+                        "(epoch_budget_cells=%d; pass max_epochs to fit, or epoch_budget_cells=0, to override)",
+                        capped, t.max_epochs, n, t.epoch_budget_cells)
+            return capped
+        return int(t.max_epochs)
 
     def _refresh_pairs(self, module) -> dict:
         """MNN pairs re-found in the current joint embedding (``refresh_pairs_every``)."""
@@ -295,8 +324,9 @@ class BiCLUM:
         model) unless another ``annotation`` is given. The data must contain every feature the model uses.
         """
         self._check_modality_name(modality)
+        adata, layer = load_backed(adata, layer, f"query {modality}")
         check = check_modality(adata, f"query {modality}", layer)
-        view = _counts_view(adata, layer)[check.keep_cells]
+        view = _counts_view(adata, layer, check.keep_cells)
         if modality == "other" and self.peak_lsi is not None:
             return self._encode("other", self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names)))
         if modality == "other":

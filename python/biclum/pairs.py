@@ -19,8 +19,10 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def knn_cosine(query: np.ndarray, base: np.ndarray, k: int, exact_max: float = 2.5e9, seed: int = 0) -> np.ndarray:
-    """Indices (n_query x k) of each query row's k most cosine-similar base rows."""
+def knn_cosine(query: np.ndarray, base: np.ndarray, k: int, exact_max: float = 2.5e9, seed: int = 0,
+               query_chunk: int = 50_000) -> np.ndarray:
+    """Indices (n_query x k, int32, -1 where fewer were found) of each query row's k most cosine-similar base
+    rows. Queries are searched in chunks so the distances never exist for all cells at once."""
     import faiss
 
     q, b = _normalize_rows(query), _normalize_rows(base)
@@ -37,8 +39,11 @@ def knn_cosine(query: np.ndarray, base: np.ndarray, k: int, exact_max: float = 2
         index.nprobe = 16
         logger.info("approximate kNN: IVF index with %d lists, nprobe %d", nlist, index.nprobe)
     index.add(b)
-    _, idx = index.search(q, k)
-    return idx
+    out = np.empty((q.shape[0], k), dtype=np.int32)
+    for a in range(0, q.shape[0], query_chunk):
+        _, idx = index.search(q[a:a + query_chunk], k)
+        out[a:a + query_chunk] = idx
+    return out
 
 
 @dataclass
@@ -65,18 +70,41 @@ class CellPairs:
 
 
 def mutual_nearest_neighbors(x_rna: np.ndarray, x_other: np.ndarray, k: int = 200, exact_max: float = 2.5e9,
-                             seed: int = 0) -> CellPairs:
-    """Pairs (i, j) where j is among i's k nearest other-cells and i among j's k nearest RNA cells (cosine)."""
+                             seed: int = 0, chunk: int = 50_000) -> CellPairs:
+    """Pairs (i, j) where j is among i's k nearest other-cells and i among j's k nearest RNA cells (cosine).
+
+    Memory is O(cells x k) in int32: the reverse lists are sorted once into one array of keys, and the forward
+    lists are checked against it in chunks by binary search.
+    """
     n_a, n_b = x_rna.shape[0], x_other.shape[0]
     ab = knn_cosine(x_rna, x_other, k, exact_max, seed)   # n_a x k (indices into other)
     ba = knn_cosine(x_other, x_rna, k, exact_max, seed)   # n_b x k (indices into rna)
-    key_ab = (np.repeat(np.arange(n_a, dtype=np.int64), ab.shape[1]) * n_b + ab.ravel())
-    key_ba = (ba.ravel().astype(np.int64) * n_b + np.repeat(np.arange(n_b, dtype=np.int64), ba.shape[1]))
-    key_ab = key_ab[ab.ravel() >= 0]
-    key_ba = key_ba[ba.ravel() >= 0]
-    mutual = np.intersect1d(key_ab, key_ba, assume_unique=False)
-    rows, cols = mutual // n_b, mutual % n_b
-    adj = sp.csr_matrix((np.ones(len(mutual), dtype=np.float32), (rows, cols)), shape=(n_a, n_b))
+    ba.sort(axis=1)
+    # keys j * n_a + i of every reverse pair, sorted (rows in order, each row sorted); -1 entries sort first
+    ba_keys = (np.arange(n_b, dtype=np.int64)[:, None] * n_a + ba).ravel()
+    valid = (ba >= 0).ravel()
+    if not valid.all():
+        ba_keys = np.sort(ba_keys[valid])
+    del ba, valid
+    rows_out, cols_out = [], []
+    for a in range(0, n_a, chunk):
+        part = ab[a:a + chunk]
+        i = np.repeat(np.arange(a, a + part.shape[0], dtype=np.int64), part.shape[1])
+        j = part.ravel().astype(np.int64)
+        ok = j >= 0
+        i, j = i[ok], j[ok]
+        keys = j * n_a + i
+        pos = np.searchsorted(ba_keys, keys)
+        pos[pos == len(ba_keys)] = 0
+        mutual = ba_keys[pos] == keys if len(ba_keys) else np.zeros(len(keys), bool)
+        rows_out.append(i[mutual].astype(np.int32))
+        cols_out.append(j[mutual].astype(np.int32))
+    del ba_keys
+    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int32)
+    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int32)
+    adj = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_a, n_b))
+    adj.sum_duplicates()
+    adj.sort_indices()
     pairs = CellPairs(adj)
     fa, fb = pairs.flags()
     logger.info("MNN (k=%d): %d pairs; %.1f%% of RNA and %.1f%% of other cells have a partner",

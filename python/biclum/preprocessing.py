@@ -27,9 +27,9 @@ def as_csr32(X) -> sp.csr_matrix:
     return X
 
 
-def row_scale(X: sp.csr_matrix, factors: np.ndarray) -> sp.csr_matrix:
-    """Multiply each row of a CSR matrix by a factor (returns a new matrix)."""
-    out = X.copy()
+def row_scale(X: sp.csr_matrix, factors: np.ndarray, copy: bool = True) -> sp.csr_matrix:
+    """Multiply each row of a CSR matrix by a factor (a new matrix, or X itself with ``copy=False``)."""
+    out = X.copy() if copy else X
     out.data *= np.repeat(np.asarray(factors, dtype=out.data.dtype), np.diff(out.indptr))
     return out
 
@@ -79,12 +79,14 @@ def library_sizes(counts: sp.csr_matrix) -> np.ndarray:
     return np.asarray(counts.sum(axis=1)).ravel()
 
 
-def normalize_log1p(counts: sp.csr_matrix, target_sum: float, libsize: Optional[np.ndarray] = None) -> sp.csr_matrix:
-    """log1p(counts / library size * target_sum), sparse. ``libsize`` defaults to the row sums."""
+def normalize_log1p(counts: sp.csr_matrix, target_sum: float, libsize: Optional[np.ndarray] = None,
+                    copy: bool = True) -> sp.csr_matrix:
+    """log1p(counts / library size * target_sum), sparse. ``libsize`` defaults to the row sums; ``copy=False``
+    overwrites ``counts`` (for a matrix the caller owns)."""
     if libsize is None:
         libsize = library_sizes(counts)
     factors = target_sum / np.maximum(libsize, 1e-12)
-    out = row_scale(counts, factors)
+    out = row_scale(counts, factors, copy=copy)
     np.log1p(out.data, out=out.data)
     return out
 
@@ -92,28 +94,49 @@ def normalize_log1p(counts: sp.csr_matrix, target_sum: float, libsize: Optional[
 class StandardizedOperator:
     """The matrix (clip(X) - mean) / std as a linear operator over a sparse X, never materialised.
 
-    Values above mean + max_value * std are clipped in the sparse data (as ``sc.pp.scale(max_value=...)``); the
-    implicit zeros are not clipped (they stand at -mean/std, which is below -max_value only for near-constant,
-    highly expressed genes).
+    Values above mean + max_value * std are clipped (as ``sc.pp.scale(max_value=...)``) without copying X: the
+    few clipped entries are kept as a sparse "excess" matrix subtracted in every product. The implicit zeros are
+    not clipped (they stand at -mean/std, which is below -max_value only for near-constant, highly expressed
+    genes).
     """
 
     def __init__(self, X: sp.csr_matrix, mean: np.ndarray, std: np.ndarray, max_value: Optional[float]):
-        X = X.copy()
+        self.X = X
+        self.excess = None
         if max_value is not None:
             upper = (mean + max_value * std).astype(np.float32)
-            np.minimum(X.data, upper[X.indices], out=X.data)
-        self.X = X
+            over = np.flatnonzero(X.data > upper[X.indices])
+            if len(over):
+                rows = np.searchsorted(X.indptr, over, side="right") - 1
+                cols = X.indices[over]
+                self.excess = sp.csr_matrix(((X.data[over] - upper[cols]).astype(np.float32), (rows, cols)),
+                                            shape=X.shape)
         self.mean = mean.astype(np.float32)
         self.inv_std = (1.0 / std).astype(np.float32)
         self.shape = X.shape
 
     def dot(self, M: np.ndarray) -> np.ndarray:
-        Ms = M * self.inv_std[:, None]
-        return np.asarray(self.X @ Ms) - (self.mean @ Ms)[None, :]
+        Ms = (M * self.inv_std[:, None]).astype(np.float32)
+        out = np.asarray(self.X @ Ms)
+        if self.excess is not None:
+            out -= self.excess @ Ms
+        out -= (self.mean @ Ms)[None, :]
+        return out
 
     def tdot(self, U: np.ndarray) -> np.ndarray:
+        U = np.asarray(U, dtype=np.float32)
         XtU = np.asarray(self.X.T @ U)
+        if self.excess is not None:
+            XtU -= self.excess.T @ U
         return (XtU - self.mean[:, None] * U.sum(axis=0)[None, :]) * self.inv_std[:, None]
+
+    def rows(self, idx: np.ndarray) -> "StandardizedOperator":
+        """The same transform (same mean, std and clip) over a subset of the rows."""
+        sub = StandardizedOperator.__new__(StandardizedOperator)
+        sub.X, sub.mean, sub.inv_std = self.X[idx], self.mean, self.inv_std
+        sub.excess = self.excess[idx] if self.excess is not None else None
+        sub.shape = (len(idx), self.shape[1])
+        return sub
 
 
 class StackedOperator:
@@ -133,6 +156,27 @@ class StackedOperator:
             out = out + b.tdot(U[start:start + n])
             start += n
         return out
+
+    def rows(self, idx: np.ndarray) -> "StackedOperator":
+        """Rows ``idx`` of the stack (indices into the stacked rows, sorted)."""
+        bounds = np.cumsum([0, *self.sizes])
+        return StackedOperator([b.rows(idx[(idx >= lo) & (idx < hi)] - lo)
+                                for b, lo, hi in zip(self.blocks, bounds[:-1], bounds[1:])])
+
+
+def sample_rows(op, max_rows: Optional[int], seed: int):
+    """``op`` itself, or its rows at a random sample of ``max_rows`` (sorted) when it has more rows.
+
+    Atlas-scale PCA/LSI fits its components on a sample of cells and projects every cell, as ArchR's iterative
+    LSI (sampleCellsPre) and Seurat v5's sketch-based workflow do: components of 2,000 genes are estimated as
+    well from 100,000 cells as from a million, and the fit's cost stops growing with the data.
+    """
+    if not max_rows or op.shape[0] <= max_rows:
+        return op
+    idx = np.sort(np.random.default_rng(seed).choice(op.shape[0], size=int(max_rows), replace=False))
+    logger.info("components fitted on %d of %d cells (a random sample; pca_max_cells), all cells projected",
+                len(idx), op.shape[0])
+    return op.rows(idx)
 
 
 def randomized_pca(op, n_comps: int, seed: int = 0, n_iter: int = 6, oversample: int = 10):
@@ -171,14 +215,16 @@ class ModalityPreprocessor:
 
     @classmethod
     def fit(cls, counts: sp.csr_matrix, var_names: np.ndarray, features: np.ndarray, target_sum: float,
-            n_pcs: int, max_value: Optional[float], seed: int) -> tuple["ModalityPreprocessor", np.ndarray, sp.csr_matrix]:
-        """Fit on training counts; returns (preprocessor, PC scores, normalised log1p matrix of the features)."""
+            n_pcs: int, max_value: Optional[float], seed: int,
+            max_cells: Optional[int] = None) -> tuple["ModalityPreprocessor", np.ndarray, sp.csr_matrix]:
+        """Fit on training counts; returns (preprocessor, PC scores, normalised log1p matrix of the features).
+        Means and standard deviations use every cell; components at most ``max_cells`` (:func:`sample_rows`)."""
         norm = cls._normalized(counts, var_names, features, target_sum)
         mean, var = sparse_mean_var(norm)
         std = np.sqrt(var)
         std[std == 0] = 1.0
         op = StandardizedOperator(norm, mean, std, max_value)
-        _, components, _ = randomized_pca(op, n_pcs, seed=seed)
+        _, components, _ = randomized_pca(sample_rows(op, max_cells, seed), n_pcs, seed=seed)
         scores = op.dot(components).astype(np.float32)  # exactly the transform that query cells get
         pre = cls(np.asarray(features), mean.astype(np.float32), std.astype(np.float32), components, target_sum, max_value)
         return pre, scores, norm
@@ -188,7 +234,7 @@ class ModalityPreprocessor:
         lib = library_sizes(counts)
         index = {g: i for i, g in enumerate(var_names)}
         cols = np.array([index[g] for g in features], dtype=np.int64)
-        return normalize_log1p(counts[:, cols], target_sum, libsize=lib)
+        return normalize_log1p(counts[:, cols], target_sum, libsize=lib, copy=False)  # the subset is a new matrix
 
     def transform(self, counts: sp.csr_matrix, var_names: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
         """PC scores and normalised features of new cells (features must contain the fitted ones)."""
@@ -209,15 +255,20 @@ class ModalityPreprocessor:
 
 
 def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int, seed: int,
-                     max_value: Optional[float] = 10.0) -> tuple[np.ndarray, np.ndarray]:
-    """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality."""
+                     max_value: Optional[float] = 10.0, max_cells: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality
+    (components fitted on at most ``max_cells`` cells of the two together, every cell projected)."""
     blocks = []
     for norm in (norm_a, norm_b):
         mean, var = sparse_mean_var(norm)
         std = np.sqrt(var)
         std[std == 0] = 1.0
         blocks.append(StandardizedOperator(norm, mean, std, max_value))
-    scores, _, _ = randomized_pca(StackedOperator(blocks), n_comps, seed=seed)
+    stacked = StackedOperator(blocks)
+    fit_op = sample_rows(stacked, max_cells, seed)
+    scores, V, _ = randomized_pca(fit_op, n_comps, seed=seed)
+    if fit_op is not stacked:
+        scores = stacked.dot(V)
     logger.debug("joint PCA of %d shared genes -> %d components", norm_a.shape[1], scores.shape[1])
     return scores[: norm_a.shape[0]], scores[norm_a.shape[0]:]
 
@@ -240,19 +291,29 @@ class PeakLSI:
 
     @staticmethod
     def _tfidf(P: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-        P = P.copy()
-        P.data[:] = 1.0  # binarised accessibility
-        totals = np.maximum(np.asarray(P.sum(axis=1)).ravel(), 1.0)
-        T = row_scale(P, 1e4 / totals)
-        T.data *= idf[T.indices].astype(np.float32)
-        np.log1p(T.data, out=T.data)
+        """log1p(binarised P / cell totals * 1e4 * idf); shares P's index arrays (one new data array)."""
+        nonzero = P.data != 0  # binarised accessibility (explicit zeros stay zero)
+        if nonzero.all():
+            totals = np.diff(P.indptr).astype(np.float64)
+        else:
+            cs = np.concatenate([[0.0], np.cumsum(nonzero, dtype=np.float64)])
+            totals = cs[P.indptr[1:]] - cs[P.indptr[:-1]]
+        data = np.repeat((1e4 / np.maximum(totals, 1.0)).astype(np.float32), np.diff(P.indptr))
+        data *= idf[P.indices]
+        if not nonzero.all():
+            data *= nonzero
+        np.log1p(data, out=data)
+        T = sp.csr_matrix((data, P.indices, P.indptr), shape=P.shape, copy=False)
         return T
 
     @classmethod
-    def fit(cls, P: sp.csr_matrix, peak_names: np.ndarray, n_components: int, seed: int) -> tuple["PeakLSI", np.ndarray]:
-        detected = np.asarray((P != 0).sum(axis=0)).ravel()
+    def fit(cls, P: sp.csr_matrix, peak_names: np.ndarray, n_components: int, seed: int,
+            max_cells: Optional[int] = None) -> tuple["PeakLSI", np.ndarray]:
+        nonzero = P.data != 0
+        detected = np.bincount(P.indices[nonzero] if not nonzero.all() else P.indices, minlength=P.shape[1])
         keep = detected > 0
-        P = P[:, np.flatnonzero(keep)]
+        if not keep.all():
+            P = P[:, np.flatnonzero(keep)]
         idf = (P.shape[0] / np.maximum(detected[keep], 1)).astype(np.float32)
         T = cls._tfidf(P, idf)
         mean, var = sparse_mean_var(T)
@@ -260,7 +321,7 @@ class PeakLSI:
         std[std == 0] = 1.0
         op = StandardizedOperator(T, mean, std, None)
         k = min(n_components + 1, min(T.shape) - 1)
-        _, V, _ = randomized_pca(op, k, seed=seed)
+        _, V, _ = randomized_pca(sample_rows(op, max_cells, seed), k, seed=seed)
         lsi = cls(np.asarray(peak_names)[keep], idf, mean.astype(np.float32), std.astype(np.float32), V[:, 1:])
         return lsi, lsi._scores(op)
 

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from . import distributed
 from ._logging import logger
 from .config import TrainConfig
 from .errors import BiclumInputError, BiclumWarning
@@ -130,17 +131,30 @@ class Trainer:
                             gamma_other=config.gamma_other)
         self.loss_fn = module.loss  # tests may wrap this to inject faults
         self.refresh_pairs = refresh_pairs  # callable(module) -> {"rna": csr, "other": csr} of new MNN partners
+        # torchrun (biclum.distributed): DDP around the loss, each rank a disjoint shard of every step. One process:
+        # the attributes below leave the loop exactly as it was (one RNG stream, whole batches).
+        self.dist = distributed.is_distributed()
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.main = self.rank == 0
+        self.step_rng = self.rng  # pair/feature sampling; per rank (reseeded each epoch) when distributed
+        self.pair_cap = config.batch_size  # most MNN pairs in one step's cell-level loss (per rank)
+        self.ddp = None
+        if self.dist:
+            self.batch_size = {m: distributed.shard_batch_size(b, self.world) for m, b in self.batch_size.items()}
+            self.pair_cap = distributed.shard_batch_size(config.batch_size, self.world)
+            self.ddp = distributed.wrap(self.module, device)
+            self.loss_fn = self.ddp
 
     # ---------------------------------------------------------------- one step
     def _batch(self, idx: dict) -> dict:
-        pos_r, part_o = _sample_pairs(self.data.partners["rna"], idx["rna"], self.rng)
-        pos_o, part_r = _sample_pairs(self.data.partners["other"], idx["other"], self.rng)
+        pos_r, part_o = _sample_pairs(self.data.partners["rna"], idx["rna"], self.step_rng)
+        pos_o, part_r = _sample_pairs(self.data.partners["other"], idx["other"], self.step_rng)
         cells = {"rna": np.concatenate([idx["rna"], part_r]), "other": np.concatenate([idx["other"], part_o])}
         nb = {m: len(idx[m]) for m in MODALITIES}
         ia = np.concatenate([pos_r, nb["rna"] + np.arange(len(part_r))])
         ib = np.concatenate([nb["other"] + np.arange(len(part_o)), pos_o])
-        if len(ia) > self.cfg.batch_size:  # the cell-level loss is O(pairs^2): keep batch_size pairs per step
-            sel = np.sort(self.rng.choice(len(ia), size=self.cfg.batch_size, replace=False))
+        if len(ia) > self.pair_cap:  # the cell-level loss is O(pairs^2): keep batch_size pairs per step
+            sel = np.sort(self.step_rng.choice(len(ia), size=self.pair_cap, replace=False))
             ia, ib = ia[sel], ib[sel]
         batch = {"pairs": (torch.as_tensor(ia, device=self.device), torch.as_tensor(ib, device=self.device))}
         for m in MODALITIES:
@@ -153,22 +167,25 @@ class Trainer:
         fa, fb = self.data.feature_pairs
         k = self.cfg.feature_batch_size
         if len(fa) > k:
-            sel = np.sort(self.rng.choice(len(fa), size=k, replace=False))
+            sel = np.sort(self.step_rng.choice(len(fa), size=k, replace=False))
             fa, fb = fa[sel], fb[sel]
         return torch.as_tensor(fa, device=self.device), torch.as_tensor(fb, device=self.device)
 
     def _epoch_order(self, n_steps: int) -> dict:
+        """The epoch's cells per modality; the same on every rank (``self.rng`` draws nothing else there)."""
         order = {}
         for m in MODALITIES:
-            need = n_steps * self.batch_size[m]
+            need = n_steps * self.world * self.batch_size[m]
             reps = [self.rng.permutation(self.n[m]) for _ in range(math.ceil(need / self.n[m]))]
             order[m] = np.concatenate(reps)[:need]
         return order
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, directory: str) -> str:
-        os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, CHECKPOINT_FILE)
+        if not self.main:  # all ranks hold the same state: rank 0 writes it
+            return path
+        os.makedirs(directory, exist_ok=True)
         payload = {
             "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(self.rng.bit_generator.state),
@@ -185,10 +202,19 @@ class Trainer:
     def load_checkpoint(self, path: str) -> None:
         if os.path.isdir(path):
             path = os.path.join(path, CHECKPOINT_FILE)
-        if not os.path.exists(path):
-            raise BiclumInputError(f"resume={path!r}: no checkpoint there; give the checkpoint_dir of the "
-                                   f"interrupted run (it holds {CHECKPOINT_FILE}).")
-        payload = torch.load(path, map_location=self.device, weights_only=True)
+        missing = f"resume={path!r}: no checkpoint there; give the checkpoint_dir of the interrupted run (it " \
+                  f"holds {CHECKPOINT_FILE})."
+        if self.dist:  # rank 0 reads the file (only it needs it) and sends it to the others
+            payload = None
+            if self.main and os.path.exists(path):
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = distributed.broadcast_object(payload)
+            if payload is None:
+                raise BiclumInputError(missing + " (read by rank 0)")
+        else:
+            if not os.path.exists(path):
+                raise BiclumInputError(missing)
+            payload = torch.load(path, map_location=self.device, weights_only=True)
         self.module.load_state_dict(payload["module"])
         self.optimizer.load_state_dict(payload["optimizer"])
         torch.set_rng_state(payload["torch_rng"])
@@ -220,25 +246,35 @@ class Trainer:
         if resume is not None:
             self.load_checkpoint(resume)
         n_steps = max(math.ceil(self.n[m] / self.batch_size[m]) for m in MODALITIES)
+        if self.dist:
+            n_steps = max(math.ceil(self.n[m] / (self.batch_size[m] * self.world)) for m in MODALITIES)
+            logger.info("distributed training on %d processes: %d cells per modality per rank and step "
+                        "(global batch %d)", self.world, self.batch_size["rna"], self.batch_size["rna"] * self.world)
         logger.info("training: up to %d epochs of %d steps (batch %d, lr %g, patience %d) on %s",
                     max_epochs, n_steps, cfg.batch_size, cfg.lr, cfg.patience, self.device)
-        bar = tqdm(total=max_epochs, initial=self.state.epoch, disable=not self.progress, desc="biclum",
-                   unit="epoch", dynamic_ncols=True)
+        bar = tqdm(total=max_epochs, initial=self.state.epoch, disable=not (self.progress and self.main),
+                   desc="biclum", unit="epoch", dynamic_ncols=True)
         self.state.status = "running"
         last_good = copy.deepcopy(self.module.state_dict())
         with _InterruptFlag() as interrupt:
             while self.state.epoch < max_epochs:
                 epoch = self.state.epoch
-                self.module.train()
+                (self.ddp or self.module).train()
                 sums = dict.fromkeys(TERMS, 0.0)
                 t0 = time.perf_counter()
                 order = self._epoch_order(n_steps)
+                if self.dist:
+                    self._seed_rank_epoch(epoch)
                 stopped = None
                 for s in range(n_steps):
-                    idx = {m: order[m][s * self.batch_size[m]:(s + 1) * self.batch_size[m]] for m in MODALITIES}
+                    c = s * self.world + self.rank  # this rank's chunk of the epoch's order (c = s in one process)
+                    idx = {m: order[m][c * self.batch_size[m]:(c + 1) * self.batch_size[m]] for m in MODALITIES}
                     terms = self.loss_fn(self._batch(idx), self.sketches, self._feature_pairs(), self.weights,
                                          cfg.tau_cell, cfg.tau_feature)
                     bad = [k for k in TERMS if not torch.isfinite(terms[k]).all()]
+                    if self.dist:  # all ranks stop together (else the others would wait forever in backward)
+                        any_bad, any_interrupt = distributed.any_true(bool(bad), interrupt.raised)
+                        bad = bad or (["another rank"] if any_bad else [])
                     if bad:
                         stopped = self._stop_nonfinite(epoch, s, bad, terms, last_good)
                         break
@@ -247,13 +283,16 @@ class Trainer:
                     self.optimizer.step()
                     for k in TERMS:
                         sums[k] += float(terms[k].detach())
-                    if interrupt.raised:
+                    if (any_interrupt if self.dist else interrupt.raised):
                         stopped = "interrupted"
                         break
                 if stopped == "nonfinite":
                     break
                 done = s + 1
                 record = {k: sums[k] / done for k in TERMS}
+                if self.dist:  # the same epoch loss (so the same early stopping) and BatchNorm statistics everywhere
+                    record = distributed.all_reduce_mean(record)
+                    distributed.average_buffers(self.module)
                 record.update(epoch=epoch, seconds=time.perf_counter() - t0, steps=done)
                 self.state.history.append(record)
                 if stopped == "interrupted":
@@ -275,7 +314,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{record['total']:.4g}", cell=f"{record['cell']:.3f}",
                                 feat=f"{record['feature']:.3f}")
                 logger.debug("epoch %d: %s", epoch, {k: round(v, 5) for k, v in record.items()})
-                if self.callback is not None:
+                if self.callback is not None and self.main:
                     self.callback("train", epoch + 1, max_epochs,
                                   f"epoch {epoch + 1}/{max_epochs}: loss {record['total']:.4g} "
                                   f"(recon {record['recon_rna']:.3g}/{record['recon_other']:.3g}, "
@@ -300,15 +339,22 @@ class Trainer:
                     self.state.best_loss)
         return self.state
 
+    def _seed_rank_epoch(self, epoch: int) -> None:
+        """Distributed: pair/feature sampling and dropout drawn per rank and epoch (so a resumed run draws the same)."""
+        seq = np.random.SeedSequence([int(self.cfg.seed), self.rank, epoch])
+        self.step_rng = np.random.default_rng(seq)
+        torch.manual_seed(int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+
     def _stop_nonfinite(self, epoch, step, bad, terms, last_good) -> str:
         values = {k: float(terms[k].detach()) for k in TERMS}
         finite_params = all(torch.isfinite(p).all() for p in self.module.parameters())
         if not finite_params:
             self.module.load_state_dict(last_good)
         term = next((k for k in bad if k != "total"), "total")
-        msg = (f"non-finite loss at epoch {epoch}, step {step}: term {term!r} = {values[term]} "
-               f"(all terms: {values}); training stopped and the model keeps its last good weights. "
-               f"Lower lr, check the inputs for extreme values, or lower alpha/beta.")
+        where = (f"term {term!r} = {values[term]} (all terms: {values})" if term in values
+                 else f"on another rank (this is rank {self.rank} of {self.world})")
+        msg = (f"non-finite loss at epoch {epoch}, step {step}: {where}; training stopped and the model keeps its "
+               f"last good weights. Lower lr, check the inputs for extreme values, or lower alpha/beta.")
         self.state.status = f"stopped: {msg}"
         logger.error(msg)
         warnings.warn(msg, BiclumWarning)

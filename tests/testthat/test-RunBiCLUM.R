@@ -209,3 +209,56 @@ test_that("SeuratObject 5 assays with split layers are joined or refused, never 
   expect_identical(nrow(emb), ncol(obj))
   expect_false(anyNA(emb))
 })
+
+test_that("RunBiCLUM leaves both input Seurat objects unchanged; an existing reduction needs overwrite = TRUE", {
+  skip_if_no_biclum_python()
+  p <- sim_seurat("protein")
+  rna_before <- p$rna
+  other_before <- p$other
+  res <- RunBiCLUM(p$rna, p$other, modality = "protein", max_epochs = 1L, verbose = FALSE, batch_size = sim_batch)
+  expect_identical(p$rna, rna_before)
+  expect_identical(p$other, other_before)
+  expect_identical(SeuratObject::Reductions(p$rna), character())
+  expect_identical(SeuratObject::Reductions(res$rna), "biclum")
+  # the reduction exists in both / in one of the objects: refused before any fitting
+  expect_error(RunBiCLUM(res$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE),
+               paste0("rna: the object already has a reduction 'biclum'; pass overwrite = TRUE to replace it, ",
+                      "or choose another reduction.name"), fixed = TRUE, class = "biclum_reduction_exists")
+  expect_error(RunBiCLUM(p$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE),
+               "other: the object already has a reduction 'biclum'", class = "biclum_reduction_exists")
+  expect_error(RunBiCLUM(p$rna, p$other, modality = "protein", reduction.name = NA_character_),
+               "reduction.name must be one non-empty name", class = "biclum_bad_argument")
+  # allowed with overwrite = TRUE: the same seed gives the same embeddings, one reduction
+  res2 <- RunBiCLUM(res$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
+                    batch_size = sim_batch, overwrite = TRUE)
+  expect_identical(SeuratObject::Reductions(res2$rna), "biclum")
+  expect_identical(SeuratObject::Reductions(res2$other), "biclum")
+  for (side in c("rna", "other")) {
+    expect_lt(max_abs_diff(SeuratObject::Embeddings(res2[[side]][["biclum"]]),
+                           SeuratObject::Embeddings(res[[side]][["biclum"]])), 1e-5)
+  }
+})
+
+test_that("clear errors for bad input: missing rna assay, NaN, negative values, duplicated cells, empty modality", {
+  skip_if_no_biclum_python()
+  d <- sim_seurat("protein")
+  expect_error(RunBiCLUM(d$rna, d$other, modality = "protein", rna.assay = "SCT"),
+               "rna: the Seurat object has no assay 'SCT' \\(its assays: RNA\\); give one of those as rna.assay",
+               class = "biclum_no_assay")
+  m <- counts_of(d$rna)
+  a <- counts_of(d$other)
+  fit <- function(rna, other) RunBiCLUM(rna, other, modality = "protein", max_epochs = 1L, verbose = FALSE,
+                                        batch_size = sim_batch)
+  with_nan <- m
+  with_nan@x[c(1, 5)] <- NaN
+  expect_error(fit(with_nan, a), "rna: the matrix holds 2 NaN/Inf values", class = "biclum_input_error")
+  negative <- a
+  negative@x[3] <- -2
+  expect_error(fit(m, negative), "other: the matrix has 1 negative values", class = "biclum_input_error")
+  dup <- m
+  colnames(dup)[2:3] <- colnames(dup)[1]
+  expect_error(fit(dup, a), "rna: 1 duplicated cell names \\(e.g. rna0\\); make them unique",
+               class = "biclum_duplicated_cells")
+  expect_error(fit(m[, 0], a), "rna: the modality has zero cells", class = "biclum_input_error")
+  expect_error(fit(m, a[0, ]), "other: the modality has zero features", class = "biclum_input_error")
+})

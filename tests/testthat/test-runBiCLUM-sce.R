@@ -104,3 +104,21 @@ test_that("the matrix method of runBiCLUM returns embeddings with rotation", {
   expect_true(is.matrix(attr(res$rna, "rotation")))
   expect_identical(rownames(res$other), colnames(d$other))
 })
+
+test_that("runBiCLUM refuses to replace an existing reducedDim unless overwrite = TRUE", {
+  skip_if_no_biclum_python()
+  skip_if_not_installed("SingleCellExperiment")
+  res <- .biclum_test_cache$sce_fit
+  if (is.null(res)) skip("the runBiCLUM fit above did not run")
+  d <- sim_sce("atac")
+  expect_error(runBiCLUM(res$rna, d$other, modality = "atac", annotation = d$annotation, verbose = FALSE),
+               "rna: the object already has a reducedDim 'BiCLUM'; pass overwrite = TRUE to replace it, or choose another name",
+               fixed = TRUE, class = "biclum_reduction_exists")
+  expect_error(runBiCLUM(d$rna, res$other, modality = "atac", annotation = d$annotation, verbose = FALSE),
+               "other: the object already has a reducedDim 'BiCLUM'", class = "biclum_reduction_exists")
+  res2 <- runBiCLUM(res$rna, res$other, modality = "atac", annotation = d$annotation, max_epochs = 1L,
+                    batch_size = sim_batch, verbose = FALSE, overwrite = TRUE)
+  expect_identical(SingleCellExperiment::reducedDimNames(res2$rna), "BiCLUM")
+  expect_lt(max_abs_diff(unclass(SingleCellExperiment::reducedDim(res2$rna, "BiCLUM"))[, ],
+                         unclass(SingleCellExperiment::reducedDim(res$rna, "BiCLUM"))[, ]), 1e-5)
+})
