@@ -42,6 +42,20 @@ def read_rows_csr(ds, n_rows: int, n_cols: int, chunk_rows: int = CHUNK_ROWS) ->
         return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, n_cols), dtype=np.float32)
     data = np.empty(nnz, dtype=np.float32)
     indices = np.empty(nnz, dtype=np.int32 if n_cols < 2**31 else np.int64)
+    group = ds.group
+    try:  # the CSR arrays of the file, read straight into the output in slices of non-zeros
+        indptr = np.asarray(group["indptr"][:], dtype=np.int64)
+        step = max(1, chunk_rows * 1000)
+        for a in range(0, nnz, step):
+            b = min(a + step, nnz)
+            data[a:b] = group["data"][a:b]
+            indices[a:b] = group["indices"][a:b]
+        if len(indptr) == n_rows + 1 and indptr[-1] == nnz:
+            if nnz < 2**31:
+                indptr = indptr.astype(np.int32)
+            return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+    except (KeyError, TypeError, ValueError):
+        pass
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     pos = 0
     for a in range(0, n_rows, chunk_rows):

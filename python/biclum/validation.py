@@ -16,7 +16,8 @@ import scipy.sparse as sp
 from ._logging import logger
 from .errors import BiclumInputError, BiclumWarning
 
-MIN_CELLS = 10  # below this a modality cannot be integrated (PCA, metacells and kNN need a few cells)
+MIN_CELLS = 10
+SCAN_CHUNK = 1 << 23  # values scanned per chunk  # below this a modality cannot be integrated (PCA, metacells and kNN need a few cells)
 
 
 def _matrix(adata, layer: Optional[str], name: str):
@@ -73,13 +74,22 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
     values = _values(X)
     if values.dtype.kind not in "biuf":
         raise BiclumInputError(f"{name}: the matrix has dtype {values.dtype}; it must hold numbers (counts).")
-    bad = ~np.isfinite(values) if values.dtype.kind == "f" else np.zeros(0, bool)
-    if bad.any():
-        raise BiclumInputError(f"{name}: the matrix holds {int(bad.sum())} NaN/Inf values; biclum needs raw counts "
+    n_bad, n_neg, vmin = 0, 0, np.inf
+    for a in range(0, values.size, SCAN_CHUNK):  # chunked: no temporary the size of the matrix
+        v = values[a:a + SCAN_CHUNK]
+        if values.dtype.kind == "f":
+            n_bad += int(v.size - np.count_nonzero(np.isfinite(v)))
+        if not n_bad and v.size:
+            m = v.min()
+            vmin = min(vmin, m)
+            if m < 0:
+                n_neg += int(np.count_nonzero(v < 0))
+    if n_bad:
+        raise BiclumInputError(f"{name}: the matrix holds {n_bad} NaN/Inf values; biclum needs raw counts "
                                f"(replace or remove them, e.g. X[np.isnan(X)] = 0 if they mean 'not detected').")
-    if values.size and values.min() < 0:
-        raise BiclumInputError(f"{name}: the matrix has {int((values < 0).sum())} negative values (min "
-                               f"{values.min():.3g}); biclum needs raw, non-negative counts, not scaled or centred "
+    if n_neg:
+        raise BiclumInputError(f"{name}: the matrix has {n_neg} negative values (min "
+                               f"{vmin:.3g}); biclum needs raw, non-negative counts, not scaled or centred "
                                f"data (use the counts layer: layer='counts').")
     if expect_counts and values.size and values.dtype.kind == "f":
         sample = values[: 1_000_000]
@@ -98,8 +108,18 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
     if int(keep.sum()) < MIN_CELLS:
         raise BiclumInputError(f"{name}: only {int(keep.sum())} cells with counts; biclum needs at least "
                                f"{MIN_CELLS} per modality.")
-    n_zero_genes = int((np.asarray((X != 0).sum(axis=0)).ravel() == 0).sum()) if sp.issparse(X) else int(
-        (np.asarray(X).sum(axis=0) == 0).sum())
+    if sp.issparse(X) and X.format in ("csr", "csc"):
+        axis_index = X.indices  # column of each stored value (CSR) or row (CSC)
+        detected = np.zeros(X.shape[1], dtype=bool)
+        for a in range(0, values.size, SCAN_CHUNK):
+            v = values[a:a + SCAN_CHUNK]
+            if X.format == "csr":
+                detected[axis_index[a:a + SCAN_CHUNK][v != 0]] = True
+        if X.format == "csc":
+            detected = np.diff(X.indptr) > 0
+        n_zero_genes = int((~detected).sum())
+    else:
+        n_zero_genes = int((np.asarray(abs(X).sum(axis=0)).ravel() == 0).sum())
     if n_zero_genes:
         logger.info("%s: %d features have zero counts in every cell; they are ignored.", name, n_zero_genes)
     return ModalityCheck(keep_cells=keep, n_dropped=n_dropped)
