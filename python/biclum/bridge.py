@@ -382,10 +382,48 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
     """
     import biclum
 
-    from ._logging import logger
-
     collected: list[str] = []
     relay = _Relay(log_fn if verbose else None, progress_fn if verbose else None, progress_interval, collected)
+
+    def body() -> dict:
+        nonlocal annotation
+        if isinstance(annotation, Mapping) and "columns" in annotation:
+            annotation = columns_to_frame(annotation)  # a data.frame from R
+        a_rna = as_anndata(rna, "rna")
+        a_other = as_anndata(other, "other")
+        kwargs = _coerce_overrides(dict(overrides or {}), preset)
+        integrate = biclum.integrate  # looked up at call time
+        try:
+            sig_params = inspect.signature(integrate).parameters
+        except (TypeError, ValueError):  # pragma: no cover
+            sig_params = {}
+        accepts_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig_params.values())
+        if verbose and progress_fn is not None and ("progress_callback" in sig_params or accepts_kw):
+            kwargs["progress_callback"] = relay.progress
+        if key_added != "biclum":
+            kwargs["key_added"] = key_added
+        res = integrate(a_rna, a_other, modality=str(modality), annotation=annotation,
+                        seed=int(seed), max_epochs=None if max_epochs is None else int(max_epochs),
+                        preset=str(preset), progress=False, **kwargs)
+        if model_dir is not None:
+            res.model.save(str(model_dir))
+        uns = res.rna.uns.get(key_added, {})
+        params = uns.get("params", {}) if isinstance(uns, Mapping) else {}
+        return {"rna": _result_side(res.rna, key_added),
+                "other": _result_side(res.other, key_added),
+                "params": _plain(params),
+                "biclum_version": getattr(biclum, "__version__", "unknown")}
+
+    return _call_for_r(body, relay, collected, verbose)
+
+
+def _call_for_r(body, relay, collected: list, verbose: bool) -> dict:
+    """Run ``body()`` for R: biclum's log records go through ``relay`` (INFO only when ``verbose``), Python
+    warnings and WARNING records are collected, and errors come back as values, never raised. Returns
+    ``{"ok": True, "warnings", **body()}`` or ``{"ok": False, "warnings", "error_class", "error_classes",
+    "message", "traceback"}``; warnings keep their order, exact duplicates dropped."""
+    from ._logging import logger
+
     handler = _ForwardHandler(relay)
     saved_handlers, saved_level = list(logger.handlers), logger.level
     out: dict = {"ok": False, "warnings": collected}
@@ -398,33 +436,7 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
             if not verbose:
                 logger.setLevel(max(saved_level, logging.WARNING))
             try:
-                if isinstance(annotation, Mapping) and "columns" in annotation:
-                    annotation = columns_to_frame(annotation)  # a data.frame from R
-                a_rna = as_anndata(rna, "rna")
-                a_other = as_anndata(other, "other")
-                kwargs = _coerce_overrides(dict(overrides or {}), preset)
-                integrate = biclum.integrate  # looked up at call time
-                try:
-                    sig_params = inspect.signature(integrate).parameters
-                except (TypeError, ValueError):  # pragma: no cover
-                    sig_params = {}
-                accepts_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig_params.values())
-                if verbose and progress_fn is not None and ("progress_callback" in sig_params or accepts_kw):
-                    kwargs["progress_callback"] = relay.progress
-                if key_added != "biclum":
-                    kwargs["key_added"] = key_added
-                res = integrate(a_rna, a_other, modality=str(modality), annotation=annotation,
-                                seed=int(seed), max_epochs=None if max_epochs is None else int(max_epochs),
-                                preset=str(preset), progress=False, **kwargs)
-                if model_dir is not None:
-                    res.model.save(str(model_dir))
-                uns = res.rna.uns.get(key_added, {})
-                params = uns.get("params", {}) if isinstance(uns, Mapping) else {}
-                out = {"ok": True, "warnings": collected,
-                       "rna": _result_side(res.rna, key_added),
-                       "other": _result_side(res.other, key_added),
-                       "params": _plain(params),
-                       "biclum_version": getattr(biclum, "__version__", "unknown")}
+                out = {"ok": True, "warnings": collected, **body()}
             except KeyboardInterrupt:
                 raise
             except Exception as e:  # returned, re-raised in R with the same message
@@ -547,48 +559,21 @@ def downstream_from_r(name: str, kwargs: Mapping | None = None, verbose: bool = 
     "warnings"}`` with ``value`` tagged by :func:`_r_value`. Python warnings and biclum log records at
     WARNING or above are collected in ``"warnings"``; INFO records go to ``log_fn`` when ``verbose``.
     """
-    from ._logging import logger
-
     collected: list[str] = []
     relay = _Relay(log_fn if verbose else None, None, 1.0, collected)
-    handler = _ForwardHandler(relay)
-    saved_handlers, saved_level = list(logger.handlers), logger.level
-    out: dict = {"ok": False, "warnings": collected}
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for h in saved_handlers:
-                logger.removeHandler(h)
-            logger.addHandler(handler)
-            if not verbose:
-                logger.setLevel(max(saved_level, logging.WARNING))
-            try:
-                if name == "gene_activity":
-                    from .prior import gene_activity as fn
-                elif name == "links_from_cells":
-                    fn = _links_from_cells
-                elif name in _DOWNSTREAM_FUNCTIONS:
-                    from . import downstream
 
-                    fn = getattr(downstream, name)
-                else:
-                    raise ValueError(f"downstream_from_r: unknown function {name!r}")
-                args = {str(k): _r_arg(v) for k, v in dict(kwargs or {}).items()}
-                out = {"ok": True, "warnings": collected, "value": _r_value(fn(**args))}
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # returned, re-raised in R with the same message
-                out = {"ok": False, "warnings": collected, "error_class": type(e).__name__,
-                       "error_classes": [c.__name__ for c in type(e).__mro__ if c is not object],
-                       "message": str(e), "traceback": traceback.format_exc()}
-            for w in caught:
-                collected.append(str(w.message))
-    finally:
-        logger.removeHandler(handler)
-        for h in saved_handlers:
-            if h not in logger.handlers:
-                logger.addHandler(h)
-        logger.setLevel(saved_level)
-    seen: set = set()
-    out["warnings"] = [w for w in collected if not (w in seen or seen.add(w))]
-    return out
+    def body() -> dict:
+        if name == "gene_activity":
+            from .prior import gene_activity as fn
+        elif name == "links_from_cells":
+            fn = _links_from_cells
+        elif name in _DOWNSTREAM_FUNCTIONS:
+            from . import downstream
+
+            fn = getattr(downstream, name)
+        else:
+            raise ValueError(f"downstream_from_r: unknown function {name!r}")
+        args = {str(k): _r_arg(v) for k, v in dict(kwargs or {}).items()}
+        return {"value": _r_value(fn(**args))}
+
+    return _call_for_r(body, relay, collected, verbose)
