@@ -14,8 +14,12 @@ import scipy.sparse as sp
 
 from ._logging import logger
 from .errors import BiclumInputError
+from .validation import ValueScan
 
 CHUNK_ROWS = 50_000
+CHUNK_NNZ = 1 << 20  # values per read: a chunk is scanned while it is still in cache
+PREFAULT_MIN_NNZ = 1 << 23  # from this size the output's tail is mapped in a background thread ...
+PREFAULT_FROM = 0.45  # ... from this fraction on, while the head is read (balances the two cores)
 
 
 def is_backed(adata) -> bool:
@@ -30,9 +34,39 @@ def _nnz_of(ds) -> Optional[int]:
         return None
 
 
-def read_rows_csr(ds, n_rows: int, n_cols: int, chunk_rows: int = CHUNK_ROWS) -> sp.csr_matrix:
+def _read_into(dataset, out: np.ndarray, a: int, b: int) -> None:
+    """``out[a:b] = dataset[a:b]`` without a temporary where the dataset can read into an array (h5py)."""
+    read_direct = getattr(dataset, "read_direct", None)
+    if read_direct is not None:
+        read_direct(out, np.s_[a:b], np.s_[a:b])
+    else:  # zarr and other array stores
+        out[a:b] = dataset[a:b]
+
+
+def _prefault_tail(arrays, start: int) -> "threading.Thread":
+    """Write zeros to ``array[start:]`` of each array in a background thread, so that the pages of the fresh
+    output arrays are mapped on a second core while the reader fills the head. Page mapping costs about as much
+    as the read itself for a large first allocation (over 1 s/GB in a virtual machine that returns freed memory to
+    its host); numpy's fill releases the GIL."""
+    import threading
+
+    def touch():
+        for arr in arrays:
+            arr[start:].fill(0)
+
+    thread = threading.Thread(target=touch, name="biclum-prefault", daemon=True)
+    thread.start()
+    return thread
+
+
+def read_rows_csr(ds, n_rows: int, n_cols: int, chunk_rows: int = CHUNK_ROWS,
+                  scan: Optional[ValueScan] = None) -> sp.csr_matrix:
     """A backed matrix (anndata CSR dataset, h5py dense dataset, or anything row-sliceable) as CSR float32,
-    read ``chunk_rows`` rows at a time."""
+    read in chunks of whole rows (at most ``chunk_rows`` rows and ``CHUNK_NNZ`` non-zeros).
+
+    The file's CSR arrays are read straight into the output arrays, each chunk scanned by ``scan`` (a
+    ``biclum.validation.ValueScan``) while it is in cache, so the checks need no second pass over the matrix.
+    """
     nnz = _nnz_of(ds)
     if nnz is None or getattr(ds, "format", "csr") != "csr":  # dense or CSC on disk: chunk list, then stack
         parts = []
@@ -43,19 +77,33 @@ def read_rows_csr(ds, n_rows: int, n_cols: int, chunk_rows: int = CHUNK_ROWS) ->
     data = np.empty(nnz, dtype=np.float32)
     indices = np.empty(nnz, dtype=np.int32 if n_cols < 2**31 else np.int64)
     group = ds.group
-    try:  # the CSR arrays of the file, read straight into the output in slices of non-zeros
-        indptr = np.asarray(group["indptr"][:], dtype=np.int64)
-        step = max(1, chunk_rows * 1000)
-        for a in range(0, nnz, step):
-            b = min(a + step, nnz)
-            data[a:b] = group["data"][a:b]
-            indices[a:b] = group["indices"][a:b]
-        if len(indptr) == n_rows + 1 and indptr[-1] == nnz:
-            if nnz < 2**31:
-                indptr = indptr.astype(np.int32)
-            return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
-    except (KeyError, TypeError, ValueError):
-        pass
+    try:  # the CSR arrays of the file, read straight into the output, chunk by chunk of whole rows
+        indptr = np.asarray(group["indptr"][:])
+        well_formed = len(indptr) == n_rows + 1 and int(indptr[0]) == 0 and int(indptr[-1]) == nnz
+    except (KeyError, TypeError):
+        well_formed = False
+    if well_formed:
+        if scan is not None:
+            scan.reset(n_rows, n_cols)
+        indptr = indptr.astype(np.int32 if nnz < 2**31 else np.int64, copy=False)
+        data_ds, indices_ds, r = group["data"], group["indices"], 0
+        tail = int(nnz * PREFAULT_FROM)
+        prefault = _prefault_tail((data, indices), tail) if nnz >= PREFAULT_MIN_NNZ else None
+        while r < n_rows:  # rows r .. e-1: at most chunk_rows rows, and at most CHUNK_NNZ values unless one row
+            last_fitting = int(np.searchsorted(indptr, indptr[r] + CHUNK_NNZ, "right")) - 1
+            e = min(n_rows, r + chunk_rows, max(r + 1, last_fitting))
+            a, b = int(indptr[r]), int(indptr[e])
+            if prefault is not None and b > tail:  # the tail is being zeroed: wait until that is done
+                prefault.join()
+                prefault = None
+            _read_into(data_ds, data, a, b)
+            _read_into(indices_ds, indices, a, b)
+            if scan is not None:
+                scan.update_rows(data[a:b], indices[a:b], r, indptr[r:e + 1])
+            r = e
+        if scan is not None:
+            scan.complete = True
+        return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     pos = 0
     for a in range(0, n_rows, chunk_rows):
@@ -74,9 +122,13 @@ def read_rows_csr(ds, n_rows: int, n_cols: int, chunk_rows: int = CHUNK_ROWS) ->
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
 
 
-def load_backed(adata, layer: Optional[str], name: str, chunk_rows: int = CHUNK_ROWS):
+def load_backed(adata, layer: Optional[str], name: str, chunk_rows: int = CHUNK_ROWS,
+                scan: Optional[ValueScan] = None):
     """An in-memory AnnData with the counts of a backed ``adata`` in ``.X`` (CSR float32); non-backed inputs are
-    returned unchanged. Returns ``(adata, layer)`` with the layer to read afterwards (None once moved to X)."""
+    returned unchanged. Returns ``(adata, layer)`` with the layer to read afterwards (None once moved to X).
+
+    A ``ValueScan`` passed as ``scan`` is filled while the file is read (``scan.complete`` tells whether it was);
+    ``biclum.validation.check_modality(..., scan=scan)`` then checks the values without reading them again."""
     if not is_backed(adata):
         return adata, layer
     import anndata as ad
@@ -93,7 +145,7 @@ def load_backed(adata, layer: Optional[str], name: str, chunk_rows: int = CHUNK_
     if sp.issparse(ds) or isinstance(ds, np.ndarray):
         X = sp.csr_matrix(ds, dtype=np.float32)
     else:
-        X = read_rows_csr(ds, adata.n_obs, adata.n_vars, chunk_rows)
+        X = read_rows_csr(ds, adata.n_obs, adata.n_vars, chunk_rows, scan)
     logger.info("%s: read %d x %d counts (%d non-zeros) from the backed file %s", name, X.shape[0], X.shape[1],
                 X.nnz, getattr(adata, "filename", "?"))
     return ad.AnnData(X=X, obs=adata.obs.copy(), var=adata.var.copy()), None

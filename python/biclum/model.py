@@ -28,7 +28,7 @@ from .pairs import feature_pairs, mutual_nearest_neighbors
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
 from .sketch import feature_sketch, metacell_assignments
 from .training import Trainer, TrainingData, resolve_device
-from .validation import cap_to_data, check_modality, check_shared_genes
+from .validation import ValueScan, cap_to_data, check_modality, check_shared_genes
 
 MODALITY_KINDS = ("atac", "protein")
 WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
@@ -101,10 +101,11 @@ class BiCLUM:
         cfg, t0 = self.config, time.perf_counter()
         self.timings: dict = {}
         self._stage(1, "validating inputs")
-        rna, rna_layer = load_backed(rna, rna_layer, "rna")
-        other, other_layer = load_backed(other, other_layer, "other")
-        check_rna = check_modality(rna, "rna", rna_layer)
-        check_other = check_modality(other, "other", other_layer, expect_counts=True)
+        scans = {"rna": ValueScan(), "other": ValueScan()}  # filled while a backed file is read
+        rna, rna_layer = load_backed(rna, rna_layer, "rna", scan=scans["rna"])
+        other, other_layer = load_backed(other, other_layer, "other", scan=scans["other"])
+        check_rna = check_modality(rna, "rna", rna_layer, scan=scans["rna"])
+        check_other = check_modality(other, "other", other_layer, expect_counts=True, scan=scans["other"])
         rna_view = _counts_view(rna, rna_layer, check_rna.keep_cells)
         other_view = _counts_view(other, other_layer, check_other.keep_cells)
         del rna, other  # a backed input's in-memory copy is now held by the views only
@@ -324,8 +325,9 @@ class BiCLUM:
         model) unless another ``annotation`` is given. The data must contain every feature the model uses.
         """
         self._check_modality_name(modality)
-        adata, layer = load_backed(adata, layer, f"query {modality}")
-        check = check_modality(adata, f"query {modality}", layer)
+        scan = ValueScan()
+        adata, layer = load_backed(adata, layer, f"query {modality}", scan=scan)
+        check = check_modality(adata, f"query {modality}", layer, scan=scan)
         view = _counts_view(adata, layer, check.keep_cells)
         if modality == "other" and self.peak_lsi is not None:
             return self._encode("other", self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names)))

@@ -69,42 +69,38 @@ class CellPairs:
         return np.diff(self.rna_partners.indptr) > 0, np.diff(self.other_partners.indptr) > 0
 
 
+def _knn_graph(neighbours: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """A kNN list (rows x k, -1 where fewer were found) as a CSR 0/1 graph with sorted indices (sorted in place)."""
+    neighbours.sort(axis=1)  # -1 entries first
+    n, k = neighbours.shape
+    valid = neighbours >= 0
+    if valid.all():
+        indptr = np.arange(0, n * k + 1, k, dtype=np.int64 if n * k >= 2**31 else np.int32)
+        indices = neighbours.reshape(-1)
+    else:
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
+        indices = neighbours[valid]
+    graph = sp.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n, n_cols))
+    graph.has_sorted_indices = True
+    return graph
+
+
 def mutual_nearest_neighbors(x_rna: np.ndarray, x_other: np.ndarray, k: int = 200, exact_max: float = 2.5e9,
-                             seed: int = 0, chunk: int = 50_000) -> CellPairs:
+                             seed: int = 0) -> CellPairs:
     """Pairs (i, j) where j is among i's k nearest other-cells and i among j's k nearest RNA cells (cosine).
 
-    Memory is O(cells x k) in int32: the reverse lists are sorted once into one array of keys, and the forward
-    lists are checked against it in chunks by binary search.
+    Both kNN lists become sparse 0/1 graphs; the mutual pairs are the elementwise product of the forward graph
+    and the transposed backward graph: linear in cells x k in time (a counting-sort transpose and a merge of
+    sorted rows, no binary search over all pairs) and O(cells x k) in memory (int32 indices, int8 values).
     """
     n_a, n_b = x_rna.shape[0], x_other.shape[0]
-    ab = knn_cosine(x_rna, x_other, k, exact_max, seed)   # n_a x k (indices into other)
-    ba = knn_cosine(x_other, x_rna, k, exact_max, seed)   # n_b x k (indices into rna)
-    ba.sort(axis=1)
-    # keys j * n_a + i of every reverse pair, sorted (rows in order, each row sorted); -1 entries sort first
-    ba_keys = (np.arange(n_b, dtype=np.int64)[:, None] * n_a + ba).ravel()
-    valid = (ba >= 0).ravel()
-    if not valid.all():
-        ba_keys = np.sort(ba_keys[valid])
-    del ba, valid
-    rows_out, cols_out = [], []
-    for a in range(0, n_a, chunk):
-        part = ab[a:a + chunk]
-        i = np.repeat(np.arange(a, a + part.shape[0], dtype=np.int64), part.shape[1])
-        j = part.ravel().astype(np.int64)
-        ok = j >= 0
-        i, j = i[ok], j[ok]
-        keys = j * n_a + i
-        pos = np.searchsorted(ba_keys, keys)
-        pos[pos == len(ba_keys)] = 0
-        mutual = ba_keys[pos] == keys if len(ba_keys) else np.zeros(len(keys), bool)
-        rows_out.append(i[mutual].astype(np.int32))
-        cols_out.append(j[mutual].astype(np.int32))
-    del ba_keys
-    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int32)
-    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int32)
-    adj = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_a, n_b))
-    adj.sum_duplicates()
-    adj.sort_indices()
+    forward = _knn_graph(knn_cosine(x_rna, x_other, k, exact_max, seed), n_b)    # rna -> other
+    backward = _knn_graph(knn_cosine(x_other, x_rna, k, exact_max, seed), n_a)  # other -> rna
+    backward_t = backward.T.tocsr()  # rna x other: a linear-time transpose (counting sort by column)
+    del backward
+    mutual = forward.multiply(backward_t).tocsr()  # both sorted: a linear merge of each row's two lists
+    del forward, backward_t
+    adj = sp.csr_matrix((np.ones(mutual.nnz, dtype=np.float32), mutual.indices, mutual.indptr), shape=(n_a, n_b))
     pairs = CellPairs(adj)
     fa, fb = pairs.flags()
     logger.info("MNN (k=%d): %d pairs; %.1f%% of RNA and %.1f%% of other cells have a partner",

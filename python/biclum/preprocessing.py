@@ -34,11 +34,28 @@ def row_scale(X: sp.csr_matrix, factors: np.ndarray, copy: bool = True) -> sp.cs
     return out
 
 
+MOMENT_CHUNK = 1 << 22  # stored values per chunk in column sums: float64 temporaries stay small
+
+
+def column_moments(X: sp.csr_matrix, clip: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column sums of the stored values and of their squares (float64), each value first clipped at its
+    column's ``clip`` if given; in chunks of values, so no float64 copy of the matrix is made."""
+    s1, s2 = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for a in range(0, X.nnz, MOMENT_CHUNK):
+        idx = X.indices[a:a + MOMENT_CHUNK]
+        v = X.data[a:a + MOMENT_CHUNK].astype(np.float64)
+        if clip is not None:
+            np.minimum(v, clip[idx], out=v)
+        s1 += np.bincount(idx, weights=v, minlength=X.shape[1])
+        v *= v
+        s2 += np.bincount(idx, weights=v, minlength=X.shape[1])
+    return s1, s2
+
+
 def sparse_mean_var(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and unbiased variance of a CSR matrix in O(nnz)."""
     n = X.shape[0]
-    s1 = np.bincount(X.indices, weights=X.data.astype(np.float64), minlength=X.shape[1])
-    s2 = np.bincount(X.indices, weights=X.data.astype(np.float64) ** 2, minlength=X.shape[1])
+    s1, s2 = column_moments(X)
     mean = s1 / n
     var = (s2 - n * mean**2) / max(n - 1, 1)
     return mean, np.maximum(var, 0.0)
@@ -64,9 +81,7 @@ def seurat_v3_hvg(counts: sp.csr_matrix, n_top_genes: int = 2000, span: float = 
     estimated[not_const] = model.outputs.fitted_values
     reg_std = np.sqrt(10**estimated)
     clip_val = reg_std * np.sqrt(n) + mean
-    data = np.minimum(counts.data.astype(np.float64), clip_val[counts.indices])
-    sum_clip = np.bincount(counts.indices, weights=data, minlength=counts.shape[1])
-    sq_clip = np.bincount(counts.indices, weights=data**2, minlength=counts.shape[1])
+    sum_clip, sq_clip = column_moments(counts, clip=clip_val)
     with np.errstate(divide="ignore", invalid="ignore"):
         norm_var = (n * mean**2 + sq_clip - 2 * sum_clip * mean) / ((n - 1) * reg_std**2)
     norm_var[~not_const] = 0.0

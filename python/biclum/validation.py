@@ -16,8 +16,8 @@ import scipy.sparse as sp
 from ._logging import logger
 from .errors import BiclumInputError, BiclumWarning
 
-MIN_CELLS = 10
-SCAN_CHUNK = 1 << 23  # values scanned per chunk  # below this a modality cannot be integrated (PCA, metacells and kNN need a few cells)
+MIN_CELLS = 10  # below this a modality cannot be integrated (PCA, metacells and kNN need a few cells)
+SCAN_CHUNK = 1 << 23  # values scanned per chunk
 
 
 def _matrix(adata, layer: Optional[str], name: str):
@@ -39,6 +39,81 @@ def _values(X) -> np.ndarray:
     return np.asarray(X).ravel()
 
 
+class ValueScan:
+    """What the checks need from a matrix's stored values, accumulated chunk by chunk: NaN/Inf and negative
+    counts, the minimum, non-integer values (in the first ``INTEGER_SAMPLE`` values), the features with a
+    non-zero value and, when rows are scanned whole, each row's total (float32: only compared with 0). One pass, no temporary the size of the
+    matrix; filled either by ``check_modality`` or while a backed file is streamed (``biclum.backed``)."""
+
+    INTEGER_SAMPLE = 1_000_000
+
+    def __init__(self, n_rows: int = 0, n_features: int = 0):
+        self.reset(n_rows, n_features)
+
+    def reset(self, n_rows: int, n_features: int) -> None:
+        """Start a scan of a matrix of ``n_rows`` x ``n_features``."""
+        self.n_rows, self.n_features = n_rows, n_features
+        self.kind = None
+        self.n_bad = self.n_neg = self.n_sampled = 0
+        self.vmin = np.inf
+        self.non_integer = False
+        self.detected = np.zeros(n_features, dtype=bool)
+        self._n_unseen = n_features
+        self.row_totals: Optional[np.ndarray] = None  # set by update_rows
+        self.complete = False
+
+    def update(self, values: np.ndarray, feature_index: Optional[np.ndarray] = None) -> None:
+        """Scan a chunk of stored values; ``feature_index`` gives each value's feature (CSR column indices)."""
+        if self.kind is None:
+            self.kind = values.dtype.kind
+            if self.kind not in "biuf":
+                raise BiclumInputError(f"the matrix has dtype {values.dtype}; it must hold numbers (counts).")
+        if not values.size:
+            return
+        low, high = values.min(), values.max()  # NaN propagates through both; Inf shows in one of them
+        if self.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+            self.n_bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+        if self.n_bad:
+            return
+        self.vmin = min(self.vmin, float(low))
+        if low < 0:
+            self.n_neg += int(np.count_nonzero(values < 0))
+        if self.kind == "f" and self.n_sampled < self.INTEGER_SAMPLE:
+            s = values[: self.INTEGER_SAMPLE - self.n_sampled]
+            self.non_integer |= bool(np.any(s != np.round(s)))
+            self.n_sampled += s.size
+        if feature_index is not None:
+            self._detect(feature_index if low > 0 else feature_index[values != 0])
+
+    def _detect(self, feature_index: np.ndarray) -> None:
+        """Mark the features of these non-zero values. Once most features are seen, only the unseen ones are
+        looked up (a gather, cheaper than a scatter), and once all are seen nothing is done."""
+        if self._n_unseen == 0 or not feature_index.size:
+            return
+        if self._n_unseen > self.n_features // 8:
+            self.detected[feature_index] = True
+        else:
+            unseen = ~self.detected
+            hit = np.take(unseen, feature_index)
+            if not hit.any():
+                return
+            self.detected[feature_index[hit]] = True
+        self._n_unseen = int(self.n_features - np.count_nonzero(self.detected))
+
+    def update_rows(self, values: np.ndarray, feature_index: np.ndarray, row_start: int, indptr: np.ndarray) -> None:
+        """Scan the whole rows ``row_start .. row_start + len(indptr) - 2`` of a CSR matrix; ``indptr`` is their
+        slice of the row pointer, relative to ``values``."""
+        self.update(values, feature_index)
+        if self.row_totals is None:
+            self.row_totals = np.zeros(self.n_rows, dtype=np.float32)  # compared with 0 only
+        lengths = np.diff(indptr)
+        filled = lengths > 0
+        if self.n_bad or not filled.any():
+            return
+        rows = np.arange(row_start, row_start + len(lengths))[filled]
+        self.row_totals[rows] = np.add.reduceat(values, indptr[:-1][filled] - indptr[0])
+
+
 @dataclass
 class ModalityCheck:
     keep_cells: np.ndarray  # boolean mask of cells that enter the model
@@ -57,8 +132,12 @@ def check_anndata(adata, name: str) -> None:
         return
 
 
-def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts: bool = True) -> ModalityCheck:
-    """Check one modality: shape, names, finiteness, sign, integrality; find cells with zero counts."""
+def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts: bool = True,
+                   scan: Optional[ValueScan] = None) -> ModalityCheck:
+    """Check one modality: shape, names, finiteness, sign, integrality; find cells with zero counts.
+
+    ``scan`` is a complete ``ValueScan`` of the same matrix made while it was read (``biclum.backed.load_backed``);
+    the values are then not scanned a second time."""
     check_anndata(adata, name)
     n_cells, n_features = adata.shape
     if n_cells == 0:
@@ -71,19 +150,21 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
             fix = "adata.obs_names_make_unique()" if axis == "cell" else "adata.var_names_make_unique()"
             raise BiclumInputError(f"{name}: duplicated {axis} names, e.g. {dup}; make them unique ({fix}).")
     X = _matrix(adata, layer, name)
-    values = _values(X)
-    if values.dtype.kind not in "biuf":
-        raise BiclumInputError(f"{name}: the matrix has dtype {values.dtype}; it must hold numbers (counts).")
-    n_bad, n_neg, vmin = 0, 0, np.inf
-    for a in range(0, values.size, SCAN_CHUNK):  # chunked: no temporary the size of the matrix
-        v = values[a:a + SCAN_CHUNK]
-        if values.dtype.kind == "f":
-            n_bad += int(v.size - np.count_nonzero(np.isfinite(v)))
-        if not n_bad and v.size:
-            m = v.min()
-            vmin = min(vmin, m)
-            if m < 0:
-                n_neg += int(np.count_nonzero(v < 0))
+    if scan is None or not scan.complete:
+        scan = ValueScan(n_cells, n_features)
+        values = _values(X)
+        csr_index = X.indices if sp.issparse(X) and X.format == "csr" else None
+        try:
+            scan.update(values[:0])
+            for a in range(0, values.size, SCAN_CHUNK):  # chunked: no temporary the size of the matrix
+                scan.update(values[a:a + SCAN_CHUNK], None if csr_index is None else csr_index[a:a + SCAN_CHUNK])
+        except BiclumInputError as err:
+            raise BiclumInputError(f"{name}: {err}") from None
+        if sp.issparse(X) and X.format == "csc":
+            scan.detected = np.diff(X.indptr) > 0
+        elif csr_index is None:
+            scan.detected = np.asarray(abs(X).sum(axis=0)).ravel() != 0
+    n_bad, n_neg, vmin = scan.n_bad, scan.n_neg, scan.vmin
     if n_bad:
         raise BiclumInputError(f"{name}: the matrix holds {n_bad} NaN/Inf values; biclum needs raw counts "
                                f"(replace or remove them, e.g. X[np.isnan(X)] = 0 if they mean 'not detected').")
@@ -91,13 +172,11 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
         raise BiclumInputError(f"{name}: the matrix has {n_neg} negative values (min "
                                f"{vmin:.3g}); biclum needs raw, non-negative counts, not scaled or centred "
                                f"data (use the counts layer: layer='counts').")
-    if expect_counts and values.size and values.dtype.kind == "f":
-        sample = values[: 1_000_000]
-        if np.any(sample != np.round(sample)):
-            warnings.warn(f"{name}: the matrix holds non-integer values; biclum expects raw counts (its HVG "
-                          f"selection models counts). Proceeding; pass the counts layer if there is one.",
-                          BiclumWarning, stacklevel=3)
-    totals = np.asarray(X.sum(axis=1)).ravel()
+    if expect_counts and scan.non_integer:
+        warnings.warn(f"{name}: the matrix holds non-integer values; biclum expects raw counts (its HVG "
+                      f"selection models counts). Proceeding; pass the counts layer if there is one.",
+                      BiclumWarning, stacklevel=3)
+    totals = scan.row_totals if scan.row_totals is not None else np.asarray(X.sum(axis=1)).ravel()
     keep = totals > 0
     n_dropped = int((~keep).sum())
     if n_dropped == n_cells:
@@ -108,18 +187,7 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
     if int(keep.sum()) < MIN_CELLS:
         raise BiclumInputError(f"{name}: only {int(keep.sum())} cells with counts; biclum needs at least "
                                f"{MIN_CELLS} per modality.")
-    if sp.issparse(X) and X.format in ("csr", "csc"):
-        axis_index = X.indices  # column of each stored value (CSR) or row (CSC)
-        detected = np.zeros(X.shape[1], dtype=bool)
-        for a in range(0, values.size, SCAN_CHUNK):
-            v = values[a:a + SCAN_CHUNK]
-            if X.format == "csr":
-                detected[axis_index[a:a + SCAN_CHUNK][v != 0]] = True
-        if X.format == "csc":
-            detected = np.diff(X.indptr) > 0
-        n_zero_genes = int((~detected).sum())
-    else:
-        n_zero_genes = int((np.asarray(abs(X).sum(axis=0)).ravel() == 0).sum())
+    n_zero_genes = int((~scan.detected).sum())
     if n_zero_genes:
         logger.info("%s: %d features have zero counts in every cell; they are ignored.", name, n_zero_genes)
     return ModalityCheck(keep_cells=keep, n_dropped=n_dropped)

@@ -1,6 +1,7 @@
 """Atlas-scale data path: backed .h5ad inputs, components fitted on a cell sample, MNN, the epoch budget."""
 import anndata as ad
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 import biclum
@@ -23,6 +24,44 @@ def test_read_rows_csr_matches_in_memory(tmp_path):
     dense.write_h5ad(tmp_path / "dense.h5ad")
     d = ad.read_h5ad(tmp_path / "dense.h5ad", backed="r")
     assert (load_backed(d, None, "rna")[0].X != rna.X).nnz == 0
+
+
+def test_streamed_checks_equal_in_memory_checks(tmp_path, monkeypatch):
+    """The checks made while a backed file is read (one pass, tail pages mapped in a background thread) give what
+    the in-memory checks give, and bad values in the file raise the same errors."""
+    import biclum.backed as backed_module
+    from biclum.errors import BiclumInputError
+    from biclum.validation import ValueScan, check_modality
+
+    monkeypatch.setattr(backed_module, "CHUNK_NNZ", 200)  # many chunks ...
+    monkeypatch.setattr(backed_module, "PREFAULT_MIN_NNZ", 1)  # ... and the background page mapping on
+    rna, _, _ = simulate(300, modality="protein", seed=3)
+    X = rna.X.tolil()
+    X[:7] = 0  # cells with zero counts are dropped
+    X[:, :3] = 0  # features never detected
+    X[10, 5] = 0.5  # one non-integer value
+    rna.X = sp.csr_matrix(X, dtype=np.float32)
+    rna.write_h5ad(tmp_path / "rna.h5ad")
+    scan = ValueScan()
+    loaded, _ = load_backed(ad.read_h5ad(tmp_path / "rna.h5ad", backed="r"), None, "rna", scan=scan)
+    assert scan.complete and (loaded.X != rna.X).nnz == 0
+    with pytest.warns(biclum.BiclumWarning) as streamed:
+        got = check_modality(loaded, "rna", scan=scan)
+    with pytest.warns(biclum.BiclumWarning) as in_memory:
+        want = check_modality(rna, "rna")
+    np.testing.assert_array_equal(got.keep_cells, want.keep_cells)
+    assert got.n_dropped == want.n_dropped == 7
+    assert [str(w.message) for w in streamed] == [str(w.message) for w in in_memory]
+    np.testing.assert_array_equal(scan.detected, np.asarray((rna.X != 0).sum(axis=0)).ravel() > 0)
+    assert not scan.detected[:3].any()
+    for bad, message in ((np.nan, "NaN/Inf"), (-2.0, "negative values")):
+        b = rna.copy()
+        b.X.data[50] = bad
+        b.write_h5ad(tmp_path / "bad.h5ad")
+        scan = ValueScan()
+        loaded, _ = load_backed(ad.read_h5ad(tmp_path / "bad.h5ad", backed="r"), None, "rna", scan=scan)
+        with pytest.raises(BiclumInputError, match=message):
+            check_modality(loaded, "rna", scan=scan)
 
 
 def test_backed_fit_equals_in_memory(tmp_path):
@@ -70,6 +109,23 @@ def test_mnn_matches_brute_force():
     expected = {(i, j) for i in range(len(a)) for j in ab[i] if i in ba[j]}
     got = set(zip(*pairs.adjacency.nonzero()))
     assert got == expected and len(expected) > 0
+
+
+def test_mnn_with_missing_neighbours(monkeypatch):
+    """Approximate search can return fewer than k neighbours (-1): those entries never pair."""
+    import biclum.pairs as pairs_module
+
+    rng = np.random.default_rng(1)
+    ab = np.stack([rng.permutation(40)[:6] for _ in range(50)]).astype(np.int32)  # no repeats within a row
+    ba = np.stack([rng.permutation(50)[:6] for _ in range(40)]).astype(np.int32)
+    ab[::3, :2] = -1
+    ba[::4, -3:] = -1
+    expected = {(i, int(j)) for i in range(50) for j in ab[i] if j >= 0 and i in ba[j]}
+    lists = [ab.copy(), ba.copy()]
+    monkeypatch.setattr(pairs_module, "knn_cosine", lambda *args, **kw: lists.pop(0))
+    pairs = pairs_module.mutual_nearest_neighbors(np.zeros((50, 2)), np.zeros((40, 2)), 6)
+    assert set(zip(*map(lambda x: x.tolist(), pairs.adjacency.nonzero()))) == expected and len(expected) > 0
+    assert pairs.adjacency.dtype == np.float32 and (pairs.adjacency.data == 1).all()
 
 
 def test_epoch_budget_caps_epochs_for_atlases(caplog):

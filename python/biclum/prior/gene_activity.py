@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._logging import logger
+from ..preprocessing import as_csr32
 from ..errors import BiclumInputError, BiclumWarning
 from .annotation import AnnotationLike, read_annotation
 from .peaks import _parse, normalize_chrom
@@ -384,8 +385,8 @@ def gene_activity(atac, annotation: Optional[AnnotationLike], *, upstream: int =
     if not keep_empty:
         W = W.tocsc()[:, keep].tocsr()
 
-    X = _to_csr32(atac.X)
-    G = (X @ W).tocsr().astype(np.float32, copy=False)
+    X = atac.X.to_memory() if hasattr(atac.X, "to_memory") else atac.X
+    G = (as_csr32(X) @ W).tocsr().astype(np.float32, copy=False)  # X is only read: no copy when CSR float32
     G.sort_indices()
 
     var = ann.iloc[keep][[c for c in ("gene_name", "chrom", "start", "end", "strand", "gene_id")
