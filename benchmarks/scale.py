@@ -7,6 +7,11 @@ FLOP/s against this machine's measured fp32 matmul throughput.
 
     python benchmarks/scale.py --cells 10000 20000 40000 80000 --epochs 2
     python benchmarks/scale.py --cells 100000 300000 1000000 --backed
+    python benchmarks/scale.py --cells 100000 1000000 --backed --stop-after hvg --repeats 5
+
+``--stop-after STAGE`` ends each run when that setup stage is done (no training), and ``--repeats R`` runs each
+size R times in fresh processes and reports the median per stage: the short stages (a few seconds at 1M cells)
+vary by a factor of up to 2 from run to run on a virtual machine, mostly with the cost of mapping fresh memory.
 """
 from __future__ import annotations
 
@@ -87,7 +92,12 @@ class StageMemory:
 SETUP_STAGES = {1: "validate", 2: "gene_space", 3: "hvg", 4: "preprocess", 5: "pairs", 6: "sketch"}
 
 
-def run_one(n_cells: int, epochs, overrides: dict, backed: bool = False, workdir: str | None = None) -> dict:
+class _StopAfter(Exception):
+    """Raised from the progress callback to end a ``--stop-after`` run when the next stage starts."""
+
+
+def run_one(n_cells: int, epochs, overrides: dict, backed: bool = False, workdir: str | None = None,
+            stop_after: str | None = None) -> dict:
     import numpy as np
 
     import biclum
@@ -137,11 +147,19 @@ def run_one(n_cells: int, epochs, overrides: dict, backed: bool = False, workdir
         now = time.perf_counter()
         if clock["stage"] is not None:
             times[clock["stage"]] = times.get(clock["stage"], 0.0) + now - clock["t"]
+        if stop_after is not None and clock["stage"] == stop_after:
+            raise _StopAfter
         clock["stage"], clock["t"] = SETUP_STAGES[i], now
         mem.mark(SETUP_STAGES[i])
 
     t0 = time.perf_counter()
-    model = biclum.BiCLUM(rna, atac, "atac", ann, seed=0, progress_callback=on_progress, **overrides)
+    try:
+        model = biclum.BiCLUM(rna, atac, "atac", ann, seed=0, progress_callback=on_progress, **overrides)
+    except _StopAfter:
+        mem.stop()
+        return {"cells": n_cells, "data": "cached h5ad" if cached else "simulated", **density,
+                **{f"{k}_s": round(v, 3) for k, v in times.items()}, "stopped_after": stop_after,
+                **{f"rss_{k}_gb": round(v, 2) for k, v in mem.peaks.items() if k not in ("start", "end")}}
     now = time.perf_counter()
     times[clock["stage"]] = times.get(clock["stage"], 0.0) + now - clock["t"]
     mem.mark("train")
@@ -166,7 +184,7 @@ def run_one(n_cells: int, epochs, overrides: dict, backed: bool = False, workdir
     fx, fy = metrics.foscttm(emb["rna"][sub], emb["other"][sub])
     mm = matmul_flops()
     return {"cells": n_cells, "simulate_s": round(sim_s, 1), "data": "cached h5ad" if cached else "simulated", **density,
-            **{f"{k}_s": round(v, 1) for k, v in times.items()},
+            **{f"{k}_s": round(v, 2) for k, v in times.items()},
             "total_s": round(total, 1), "epochs": len(per_epoch), "steps": steps,
             "sec_per_epoch": round(float(np.median(per_epoch)), 2) if per_epoch else None, "sec_per_step": round(sec_step, 4),
             "peak_rss_gb": round(max(v for k, v in mem.peaks.items() if k not in ("simulate", "start")), 2),
@@ -179,16 +197,36 @@ def run_one(n_cells: int, epochs, overrides: dict, backed: bool = False, workdir
 STAGES = ("validate", "gene_space", "hvg", "preprocess", "pairs", "sketch", "train", "embed")
 
 
+def _median_row(runs: list) -> dict:
+    """One row from repeated runs of a size: the median of every stage's seconds (the runs' range alongside)."""
+    import numpy as np
+
+    row = dict(runs[0])
+    if len(runs) > 1:
+        for key in runs[0]:
+            if key.endswith("_s") and all(isinstance(r.get(key), (int, float)) for r in runs):
+                vals = [r[key] for r in runs]
+                row[key] = round(float(np.median(vals)), 3)
+                row[key[:-2] + "_range"] = f"{min(vals):g}-{max(vals):g}"
+        row["repeats"] = len(runs)
+    return row
+
+
 def _table(rows: list) -> str:
     """Stages as rows, sizes as columns: seconds and peak RSS per stage, then the totals and quality."""
     head = "| | " + " | ".join(f"{r['cells']:,} cells" for r in rows) + " |"
     lines = [head, "|---|" + "---|" * len(rows)]
     for st in STAGES:
+        if not any(st + "_s" in r for r in rows):
+            continue
         lines.append(f"| {st} (s / peak GB) | " + " | ".join(
-            f"{r.get(st + '_s', float('nan'))} / {r.get('rss_' + st + '_gb', float('nan'))}" for r in rows) + " |")
+            f"{r.get(st + '_s', float('nan'))}" + (f" ({r[st + '_range']})" if st + "_range" in r else "")
+            + f" / {r.get('rss_' + st + '_gb', float('nan'))}" for r in rows) + " |")
     for k in ("total_s", "peak_rss_gb", "simulate_s", "rna_nnz_per_cell", "atac_nnz_per_cell", "epochs", "steps",
               "sec_per_epoch", "sec_per_step", "train_gflops", "matmul_gflops", "flops_fraction", "foscttm_5k",
-              "train_status"):
+              "train_status", "repeats"):
+        if not any(k in r for r in rows):
+            continue
         lines.append(f"| {k} | " + " | ".join(str(r.get(k, "")) for r in rows) + " |")
     out = ["\n".join(lines), ""]
     for a, b in zip(rows[:-1], rows[1:]):
@@ -198,8 +236,8 @@ def _table(rows: list) -> str:
             ta, tb = a.get(st + "_s"), b.get(st + "_s")
             if ta and tb:
                 parts.append(f"{st} x{tb / ta:.2f} ({tb / ta / f:.2f} of cells)")
-        out.append(f"{a['cells']:,} -> {b['cells']:,} cells (x{f:g}): total x{b['total_s'] / a['total_s']:.2f}; "
-                   + ", ".join(parts))
+        total = f"total x{b['total_s'] / a['total_s']:.2f}; " if "total_s" in a and "total_s" in b else ""
+        out.append(f"{a['cells']:,} -> {b['cells']:,} cells (x{f:g}): {total}" + ", ".join(parts))
     return "\n".join(out)
 
 
@@ -214,6 +252,14 @@ def main(argv=None):
     ap.add_argument("--workdir", default="/tmp/biclum_scale", help="where --backed writes its h5ad files")
     ap.add_argument("--set", nargs="*", default=[])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.md"))
+    ap.add_argument("--stop-after", choices=list(SETUP_STAGES.values()), default=None,
+                    help="end each run when this setup stage is done (no training): times the setup stages alone")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="fresh-process runs per size; the table gives each stage's median (and the runs' range)")
+    ap.add_argument("--pause", type=float, default=10.0,
+                    help="seconds to wait before each run, so that it does not reuse memory the previous run freed "
+                         "(a virtual machine returns freed memory to its host within seconds; memory it still "
+                         "holds is mapped several times faster than fresh memory)")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     overrides = {}
@@ -221,7 +267,8 @@ def main(argv=None):
         k, v = s.split("=", 1)
         overrides[k] = int(v) if v.isdigit() else float(v) if v.replace(".", "", 1).isdigit() else v
     if args.worker:
-        res = run_one(args.worker, args.epochs, overrides, backed=args.backed, workdir=args.workdir)
+        res = run_one(args.worker, args.epochs, overrides, backed=args.backed, workdir=args.workdir,
+                      stop_after=args.stop_after)
         print("RESULT " + json.dumps(res), flush=True)
         return
     rows = []
@@ -231,23 +278,31 @@ def main(argv=None):
             cmd += ["--epochs", str(args.epochs)]
         if args.backed:
             cmd.append("--backed")
-        log = Path(args.workdir) / f"scale_{n}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as err:
-            out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-        if not line:
-            print(log.read_text()[-3000:], file=sys.stderr)
-            raise SystemExit(f"size {n} failed (log: {log})")
-        rows.append(json.loads(line[0][7:]))
-        print(json.dumps(rows[-1]), flush=True)
+        if args.stop_after:
+            cmd += ["--stop-after", args.stop_after]
+        runs = []
+        for rep in range(args.repeats):
+            time.sleep(args.pause)
+            log = Path(args.workdir) / f"scale_{n}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("w") as err:
+                out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+            line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+            if not line:
+                print(log.read_text()[-3000:], file=sys.stderr)
+                raise SystemExit(f"size {n} failed (log: {log})")
+            runs.append(json.loads(line[0][7:]))
+            print(json.dumps(runs[-1]), flush=True)
+        rows.append(_median_row(runs))
     text = _table(rows)
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmdline = " ".join(["python benchmarks/scale.py --cells", *map(str, args.cells)]
                        + ([f"--epochs {args.epochs}"] if args.epochs is not None else [])
-                       + (["--backed"] if args.backed else []) + (["--set", *args.set] if args.set else []))
+                       + (["--backed"] if args.backed else []) + (["--set", *args.set] if args.set else [])
+                       + ([f"--stop-after {args.stop_after}"] if args.stop_after else [])
+                       + ([f"--repeats {args.repeats}"] if args.repeats > 1 else []))
     with out.open("a") as fh:
         fh.write(f"\n## `{cmdline}` ({time.strftime('%Y-%m-%d %H:%M')})\n\n" + text + "\n")
 

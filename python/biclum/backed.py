@@ -19,7 +19,7 @@ from .validation import ValueScan
 CHUNK_ROWS = 50_000
 CHUNK_NNZ = 1 << 20  # values per read: a chunk is scanned while it is still in cache
 PREFAULT_MIN_NNZ = 1 << 23  # from this size the output's tail is mapped in a background thread ...
-PREFAULT_FROM = 0.45  # ... from this fraction on, while the head is read (balances the two cores)
+PREFAULT_FROM = 0.35  # ... from this fraction on, while the head is read (balances the two cores)
 
 
 def is_backed(adata) -> bool:

@@ -20,7 +20,7 @@ import torch
 
 from . import __version__, distributed
 from ._logging import logger
-from .backed import load_backed
+from .backed import is_backed, load_backed
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
@@ -102,12 +102,15 @@ class BiCLUM:
         self.timings: dict = {}
         self._stage(1, "validating inputs")
         scans = {"rna": ValueScan(), "other": ValueScan()}  # filled while a backed file is read
+        loaded = {"rna": is_backed(rna), "other": is_backed(other)}  # read into a new AnnData of biclum's own
         rna, rna_layer = load_backed(rna, rna_layer, "rna", scan=scans["rna"])
         other, other_layer = load_backed(other, other_layer, "other", scan=scans["other"])
         check_rna = check_modality(rna, "rna", rna_layer, scan=scans["rna"])
         check_other = check_modality(other, "other", other_layer, expect_counts=True, scan=scans["other"])
-        rna_view = _counts_view(rna, rna_layer, check_rna.keep_cells)
-        other_view = _counts_view(other, other_layer, check_other.keep_cells)
+        rna_view = rna if loaded["rna"] and check_rna.keep_cells.all() else \
+            _counts_view(rna, rna_layer, check_rna.keep_cells)
+        other_view = other if loaded["other"] and check_other.keep_cells.all() else \
+            _counts_view(other, other_layer, check_other.keep_cells)
         del rna, other  # a backed input's in-memory copy is now held by the views only
         self._stage(2, f"moving the {self.modality} modality into gene space")
         gene_other = to_gene_space(other_view, self.modality, annotation, ga_kwargs, protein_mapping)
@@ -289,14 +292,18 @@ class BiCLUM:
         return next(self.module.parameters()).device
 
     @torch.no_grad()
+    @torch.no_grad()
     def _encode(self, modality: str, pcs: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """Cell embeddings in batches, written into one preallocated array (no autograd graph is kept)."""
         self.module.eval()
         enc = self.module.cell_encoders[modality]
-        out = [enc(torch.as_tensor(pcs[i:i + batch_size], device=self._device())) for i in range(0, pcs.shape[0], batch_size)]
-        if self.config.model.normalize_output:
-            out = [torch.nn.functional.normalize(o, dim=1) for o in out]
-        out = [o.cpu().numpy() for o in out]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.model.latent_dim), np.float32)
+        out = np.empty((pcs.shape[0], self.config.model.latent_dim), dtype=np.float32)
+        for i in range(0, pcs.shape[0], batch_size):
+            z = enc(torch.as_tensor(pcs[i:i + batch_size], device=self._device()))
+            if self.config.model.normalize_output:
+                z = torch.nn.functional.normalize(z, dim=1)
+            out[i:i + batch_size] = z.cpu().numpy()
+        return out
 
     def get_cell_embeddings(self, modality: str = "rna") -> np.ndarray:
         """Latent embeddings of the training cells of ``modality`` ("rna" or "other")."""
