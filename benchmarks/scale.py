@@ -262,10 +262,9 @@ def main(argv=None):
                          "holds is mapped several times faster than fresh memory)")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    overrides = {}
-    for s in args.set:
-        k, v = s.split("=", 1)
-        overrides[k] = int(v) if v.isdigit() else float(v) if v.replace(".", "", 1).isdigit() else v
+    from biclum.cli import parse_overrides
+
+    overrides = parse_overrides(args.set)
     if args.worker:
         res = run_one(args.worker, args.epochs, overrides, backed=args.backed, workdir=args.workdir,
                       stop_after=args.stop_after)

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from ._logging import logger
 from .errors import BiclumInputError
+from .preprocessing import sparse_mean_std
 
 __all__ = ["log_normalize", "pca_floor", "lsi", "seurat_cca", "seurat_available", "scglue_baseline",
            "scglue_available", "SEURAT_SCRIPT"]
@@ -56,24 +57,13 @@ def log_normalize(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
     return X
 
 
-def _col_mean_std(X: sp.csr_matrix) -> Tuple[np.ndarray, np.ndarray]:
-    n = X.shape[0]
-    s1 = np.bincount(X.indices, weights=X.data.astype(np.float64), minlength=X.shape[1])
-    s2 = np.bincount(X.indices, weights=X.data.astype(np.float64) ** 2, minlength=X.shape[1])
-    mean = s1 / n
-    var = np.maximum((s2 - n * mean ** 2) / max(n - 1, 1), 0.0)
-    std = np.sqrt(var)
-    std[std == 0] = 1.0
-    return mean, std
-
-
 class _Scaled:
     """Row-stacked blocks (X_b - mean_b) / std_b of sparse matrices over the same columns, never densified."""
 
     def __init__(self, blocks: Sequence[sp.csr_matrix], max_value: Optional[float] = None):
         self.blocks = []
         for X in blocks:
-            mean, std = _col_mean_std(X)
+            mean, std = sparse_mean_std(X)
             X = X.astype(np.float64)
             if max_value is not None:  # scanpy's scale(max_value): clip the non-zeros at mean + max_value * std
                 X.data = np.minimum(X.data, (mean + max_value * std)[X.indices])

@@ -61,6 +61,14 @@ def sparse_mean_var(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.maximum(var, 0.0)
 
 
+def sparse_mean_std(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation for scaling; constant columns get std 1 (they scale to 0)."""
+    mean, var = sparse_mean_var(X)
+    std = np.sqrt(var)
+    std[std == 0] = 1.0
+    return mean, std
+
+
 def seurat_v3_hvg(counts: sp.csr_matrix, n_top_genes: int = 2000, span: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Highly variable genes with Seurat v3's variance-stabilising rule (as scanpy's ``flavor="seurat_v3"``).
 
@@ -235,9 +243,7 @@ class ModalityPreprocessor:
         """Fit on training counts; returns (preprocessor, PC scores, normalised log1p matrix of the features).
         Means and standard deviations use every cell; components at most ``max_cells`` (:func:`sample_rows`)."""
         norm = cls._normalized(counts, var_names, features, target_sum)
-        mean, var = sparse_mean_var(norm)
-        std = np.sqrt(var)
-        std[std == 0] = 1.0
+        mean, std = sparse_mean_std(norm)
         op = StandardizedOperator(norm, mean, std, max_value)
         _, components, _ = randomized_pca(sample_rows(op, max_cells, seed), n_pcs, seed=seed)
         scores = op.dot(components).astype(np.float32)  # exactly the transform that query cells get
@@ -275,9 +281,7 @@ def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int,
     (components fitted on at most ``max_cells`` cells of the two together, every cell projected)."""
     blocks = []
     for norm in (norm_a, norm_b):
-        mean, var = sparse_mean_var(norm)
-        std = np.sqrt(var)
-        std[std == 0] = 1.0
+        mean, std = sparse_mean_std(norm)
         blocks.append(StandardizedOperator(norm, mean, std, max_value))
     stacked = StackedOperator(blocks)
     fit_op = sample_rows(stacked, max_cells, seed)

@@ -64,10 +64,7 @@ class ValueScan:
 
     def update(self, values: np.ndarray, feature_index: Optional[np.ndarray] = None) -> None:
         """Scan a chunk of stored values; ``feature_index`` gives each value's feature (CSR column indices)."""
-        if self.kind is None:
-            self.kind = values.dtype.kind
-            if self.kind not in "biuf":
-                raise BiclumInputError(f"the matrix has dtype {values.dtype}; it must hold numbers (counts).")
+        self.kind = values.dtype.kind  # numeric: checked by check_modality; backed reads are float32
         if not values.size:
             return
         low, high = values.min(), values.max()  # NaN propagates through both; Inf shows in one of them
@@ -153,13 +150,11 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
     if scan is None or not scan.complete:
         scan = ValueScan(n_cells, n_features)
         values = _values(X)
+        if values.dtype.kind not in "biuf":
+            raise BiclumInputError(f"{name}: the matrix has dtype {values.dtype}; it must hold numbers (counts).")
         csr_index = X.indices if sp.issparse(X) and X.format == "csr" else None
-        try:
-            scan.update(values[:0])
-            for a in range(0, values.size, SCAN_CHUNK):  # chunked: no temporary the size of the matrix
-                scan.update(values[a:a + SCAN_CHUNK], None if csr_index is None else csr_index[a:a + SCAN_CHUNK])
-        except BiclumInputError as err:
-            raise BiclumInputError(f"{name}: {err}") from None
+        for a in range(0, values.size, SCAN_CHUNK):  # chunked: no temporary the size of the matrix
+            scan.update(values[a:a + SCAN_CHUNK], None if csr_index is None else csr_index[a:a + SCAN_CHUNK])
         if sp.issparse(X) and X.format == "csc":
             scan.detected = np.diff(X.indptr) > 0
         elif csr_index is None:
