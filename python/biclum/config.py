@@ -22,19 +22,26 @@ class PreprocessConfig:
     n_top_genes: int = 2000          # HVGs per modality (seurat_v3 flavour on counts); the union is used
     hvg_span: float = 0.3            # loess span of the seurat_v3 mean-variance fit
     target_sum: float = 1e4          # library-size normalisation target
-    n_pcs: int = 100                 # PCA components per modality: the cell encoders' input
+    n_pcs: Optional[int] = None      # PCA/LSI components per modality (the cell encoders' input); None: about
+                                     # one per 10 cells, 10..100, logged
     pca_max_cells: int = 100_000     # PCA/LSI components fitted on at most this many cells (a random sample)
                                      # per modality; every cell is projected (0: fit on all cells)
     max_value: Optional[float] = 10.0  # clip scaled values (scanpy's sc.pp.scale(max_value=10))
-    target: str = "normalized"       # reconstruction target: "normalized" (log1p of normalised) or "counts"
-    min_shared_genes: int = 20       # fewer shared genes between modalities than this is an error
+    target: str = "normalized"       # reconstruction target: "scaled" (log1p of normalised, standardised per
+                                     # feature and clipped, every gene weighs the same, as in a PCA),
+                                     # "normalized" (log1p of normalised) or "counts"
+    min_shared_genes: int = 5        # fewer shared genes than this is an error; below 20 a warning (the MNN
+                                     # search then rests on few genes, smoothed over each modality's neighbours)
     atac_encoder_input: str = "auto"  # ATAC cell encoder input: "peaks_lsi", "gene_activity", or "auto" (LSI of
                                       # the peaks when the input has peaks; gene-activity PCs otherwise)
 
 
 @dataclass
 class PairConfig:
-    mnn_k: int = 200                 # k of the mutual-nearest-neighbour search (cosine), as in the paper
+    mnn_k: Optional[int] = None      # k of the mutual-nearest-neighbour search (cosine); None: ~2% of the smaller
+                                     # modality's cells, 5..200 (the paper: 200), logged
+    smooth_k: Optional[int] = None   # shared-gene coordinates averaged over this many within-modality neighbours
+                                     # before the MNN search; None: ~1% of cells, 5..20; 0: off
     n_shared_pcs: int = 50           # joint PCA of shared genes used for the MNN search
     exact_knn_max: float = 2.5e9     # exact (flat) faiss search while n_rna*n_other is below this, else IVF
 
@@ -46,13 +53,19 @@ class ModelConfig:
     dropout: float = 0.2
     negative_slope: float = 0.2      # LeakyReLU
     n_metacells: int = 256           # feature encoders' input size: a feature's mean over this many metacells
+    metacells: str = "per_modality"  # "joint": metacells clustered in the joint shared-gene space (column j is the
+                                     # same cell state in both modalities); "per_modality": each modality's PCs
+    sketch_values: str = "normalized"  # "scaled": per-feature standardised metacell means; "normalized": raw means
     normalize_output: bool = True    # return L2-normalised cell embeddings (the contrastive losses use cosine)
+    decoder: str = "scalar"          # "per_feature": softplus(scale_g) per feature, decoding the embedding users
+                                     # get (L2-normalised when normalize_output); "scalar": one scale, raw output
 
 
 @dataclass
 class TrainConfig:
     tau_cell: float = 0.5            # NT-Xent temperature, cell level
     tau_feature: float = 0.5         # NT-Xent temperature, feature level
+    similarity: str = "cosine"       # NT-Xent similarity: "cosine", or "dot" (the reference code's raw product)
     alpha: float = 1e4               # weight of the cell-level contrastive loss
     beta: float = 1e4                # weight of the feature-level contrastive loss
     gamma_rna: float = 1.0           # weight of the RNA reconstruction loss
@@ -118,8 +131,15 @@ class BiclumConfig:
         if p.atac_encoder_input not in ("auto", "peaks_lsi", "gene_activity"):
             raise BiclumInputError(f"atac_encoder_input={p.atac_encoder_input!r}: use 'auto', 'peaks_lsi' or "
                                    f"'gene_activity'.")
-        if p.target not in ("normalized", "counts"):
-            raise BiclumInputError(f"target={p.target!r}: use 'normalized' or 'counts'.")
+        if p.target not in ("scaled", "normalized", "counts"):
+            raise BiclumInputError(f"target={p.target!r}: use 'scaled', 'normalized' or 'counts'.")
+        if m.metacells not in ("joint", "per_modality") or m.sketch_values not in ("scaled", "normalized"):
+            raise BiclumInputError(f"metacells={m.metacells!r}, sketch_values={m.sketch_values!r}: use 'joint' or "
+                                   f"'per_modality', and 'scaled' or 'normalized'.")
+        if t.similarity not in ("cosine", "dot"):
+            raise BiclumInputError(f"similarity={t.similarity!r}: use 'cosine' or 'dot'.")
+        if m.decoder not in ("per_feature", "scalar"):
+            raise BiclumInputError(f"decoder={m.decoder!r}: use 'per_feature' or 'scalar'.")
         for name in ("tau_cell", "tau_feature", "lr"):
             if getattr(t, name) <= 0:
                 raise BiclumInputError(f"{name} must be > 0, got {getattr(t, name)}.")
@@ -127,8 +147,8 @@ class BiclumConfig:
             if getattr(t, name) < 0:
                 raise BiclumInputError(f"{name} must be >= 0, got {getattr(t, name)}.")
         for name, value in (("batch_size", t.batch_size), ("max_epochs", t.max_epochs), ("latent_dim", m.latent_dim),
-                            ("n_pcs", p.n_pcs), ("n_top_genes", p.n_top_genes), ("n_metacells", m.n_metacells),
-                            ("mnn_k", self.pairs.mnn_k)):
+                            ("n_pcs", p.n_pcs or 1), ("n_top_genes", p.n_top_genes), ("n_metacells", m.n_metacells),
+                            ("mnn_k", self.pairs.mnn_k or 1)):
             if int(value) < 1:
                 raise BiclumInputError(f"{name} must be >= 1, got {value}.")
         if t.epoch_budget_cells < 0 or t.min_budget_epochs < 1:

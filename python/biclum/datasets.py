@@ -152,6 +152,10 @@ SHARED = {
     "eccite": ("eccite_pbmc_mimitou2019_citefuse", "rna.h5ad", "adt.h5ad", "protein", None),
     "pbmc_small": ("pbmc_small_archr_testdata", "rna.h5ad", "atac_tiles5kb.h5ad", "atac", "annotation/hg19_genes.tsv.gz"),
     "bmmc": ("bmmc_granja2019_liger", "rna.h5ad", "atac_peaks.h5ad", "atac", "annotation/hg19_genes.tsv.gz"),
+    "reapseq": ("reapseq_pbmc_peterson2017", "rna.h5ad", "adt.h5ad", "protein", None),
+    "neurips_cite": ("neurips2021_bmmc_cite_starter", "rna.h5ad", "adt.h5ad", "protein", None),
+    "neurips_multiome": ("neurips2021_bmmc_multiome_starter", "rna.h5ad", "atac.h5ad", "atac",
+                         "annotation/hg38_genes.tsv.gz"),
 }
 
 

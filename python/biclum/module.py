@@ -26,14 +26,17 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, dropout: float, negative_s
     return nn.Sequential(*layers)
 
 
-def nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+def nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float, similarity: str = "cosine") -> torch.Tensor:
     """NT-Xent (SimCLR) loss of positive pairs (a[i], b[i]); all other 2N-2 samples are negatives.
 
-    For the 2N L2-normalised samples s = [a; b], the loss of sample k with positive p(k) is
+    For the 2N samples s = [a; b] (L2-normalised for ``similarity="cosine"``; as they are for ``"dot"``, the
+    reference code's raw dot product), the loss of sample k with positive p(k) is
     ``-log(exp(sim(k, p)/tau) / sum_{m != k} exp(sim(k, m)/tau))``; the result is the mean over the 2N samples.
     """
     n = a.shape[0]
-    z = F.normalize(torch.cat([a, b], dim=0), dim=1)
+    z = torch.cat([a, b], dim=0)
+    if similarity == "cosine":
+        z = F.normalize(z, dim=1)
     sim = z @ z.T / tau
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
@@ -42,16 +45,20 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
 
 class BiCLUMModule(nn.Module):
     def __init__(self, n_pcs: dict, n_features: dict, sketch_dim: int, hidden_dims: Sequence[int] = (256, 256),
-                 latent_dim: int = 50, dropout: float = 0.2, negative_slope: float = 0.2):
+                 latent_dim: int = 50, dropout: float = 0.2, negative_slope: float = 0.2,
+                 decode_normalized: bool = False, feature_scale: bool = False):
         super().__init__()
         self.init_params = dict(n_pcs=dict(n_pcs), n_features=dict(n_features), sketch_dim=int(sketch_dim),
                                 hidden_dims=[int(h) for h in hidden_dims], latent_dim=int(latent_dim),
-                                dropout=float(dropout), negative_slope=float(negative_slope))
+                                dropout=float(dropout), negative_slope=float(negative_slope),
+                                decode_normalized=bool(decode_normalized), feature_scale=bool(feature_scale))
+        self.decode_normalized = decode_normalized
         self.cell_encoders = nn.ModuleDict(
             {m: mlp(n_pcs[m], hidden_dims, latent_dim, dropout, negative_slope) for m in MODALITIES})
         self.feature_encoders = nn.ModuleDict(
             {m: mlp(sketch_dim, hidden_dims, latent_dim, dropout, negative_slope) for m in MODALITIES})
-        self.log_scale = nn.ParameterDict({m: nn.Parameter(torch.zeros(())) for m in MODALITIES})
+        scale_shape = {m: (n_features[m],) if feature_scale else () for m in MODALITIES}
+        self.log_scale = nn.ParameterDict({m: nn.Parameter(torch.zeros(scale_shape[m])) for m in MODALITIES})
         self.bias = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_features[m])) for m in MODALITIES})
 
     # inference
@@ -63,11 +70,15 @@ class BiCLUMModule(nn.Module):
 
     # generative
     def decode(self, modality: str, cell_emb: torch.Tensor, feature_emb: torch.Tensor) -> torch.Tensor:
+        """``softplus(scale) * cell_emb @ feature_emb.T + bias``; the scale is one number or one per feature, and
+        the cell embedding is first L2-normalised when ``decode_normalized`` (the embedding users get)."""
+        if self.decode_normalized:
+            cell_emb = F.normalize(cell_emb, dim=1)
         return F.softplus(self.log_scale[modality]) * (cell_emb @ feature_emb.T) + self.bias[modality]
 
     # loss
     def loss(self, batch: dict, sketches: dict, feature_pairs: tuple, weights: dict, tau_cell: float,
-             tau_feature: float) -> dict:
+             tau_feature: float, similarity: str = "cosine") -> dict:
         """Loss terms of one step.
 
         ``batch[m]`` holds ``pcs`` (cells to encode), ``target`` (dense targets of the first ``n_recon`` of them),
@@ -83,9 +94,10 @@ class BiCLUMModule(nn.Module):
             recon = self.decode(m, cell[m][:n], feat[m])
             terms[f"recon_{m}"] = F.mse_loss(recon, batch[m]["target"])
         ia, ib = batch["pairs"]
-        terms["cell"] = nt_xent(cell["rna"][ia], cell["other"][ib], tau_cell) if len(ia) > 1 else cell["rna"].sum() * 0
+        terms["cell"] = (nt_xent(cell["rna"][ia], cell["other"][ib], tau_cell, similarity) if len(ia) > 1
+                         else cell["rna"].sum() * 0)
         fa, fb = feature_pairs
-        terms["feature"] = (nt_xent(feat["rna"][fa], feat["other"][fb], tau_feature) if len(fa) > 1
+        terms["feature"] = (nt_xent(feat["rna"][fa], feat["other"][fb], tau_feature, similarity) if len(fa) > 1
                             else feat["rna"].sum() * 0)
         terms["total"] = (weights["gamma_rna"] * terms["recon_rna"] + weights["gamma_other"] * terms["recon_other"]
                           + weights["alpha"] * terms["cell"] + weights["beta"] * terms["feature"])

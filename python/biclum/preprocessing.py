@@ -76,17 +76,15 @@ def seurat_v3_hvg(counts: sp.csr_matrix, n_top_genes: int = 2000, span: float = 
     clipped at mean + sqrt(n_cells) * sd and the gene's standardised variance ranks it. Computed on the CSR
     non-zeros only. Returns (indices of the top genes sorted by rank, normalised variance of every gene).
     """
-    from skmisc.loess import loess
-
     n = counts.shape[0]
     mean, var = sparse_mean_var(counts)
     not_const = var > 0
+    if int(not_const.sum()) <= n_top_genes:  # a small panel: every variable feature is kept, nothing to rank
+        norm_var = np.where(not_const, var / np.maximum(mean, 1e-12), 0.0)
+        order = np.argsort(-norm_var, kind="stable")
+        return order[: int(not_const.sum())], norm_var
     estimated = np.zeros(counts.shape[1])
-    x = np.log10(mean[not_const])
-    y = np.log10(var[not_const])
-    model = loess(x, y, span=span, degree=2)
-    model.fit()
-    estimated[not_const] = model.outputs.fitted_values
+    estimated[not_const] = _loess_log_variance(np.log10(mean[not_const]), np.log10(var[not_const]), span)
     reg_std = np.sqrt(10**estimated)
     clip_val = reg_std * np.sqrt(n) + mean
     sum_clip, sq_clip = column_moments(counts, clip=clip_val)
@@ -96,6 +94,27 @@ def seurat_v3_hvg(counts: sp.csr_matrix, n_top_genes: int = 2000, span: float = 
     norm_var = np.nan_to_num(norm_var)
     order = np.argsort(-norm_var, kind="stable")
     return order[: min(n_top_genes, int(not_const.sum()))], norm_var
+
+
+def _loess_log_variance(x: np.ndarray, y: np.ndarray, span: float) -> np.ndarray:
+    """Fitted log10 variance from log10 mean (loess, degree 2, as Seurat v3). Near-singular fits (few or tied
+    features) retry with a wider span and then degree 1; a straight line is the last resort (logged)."""
+    from skmisc.loess import loess
+
+    for s, degree in ((span, 2), (max(span, 0.6), 2), (1.0, 1)):
+        try:
+            model = loess(x, y, span=s, degree=degree)
+            model.fit()
+            fitted = np.asarray(model.outputs.fitted_values)
+            if np.all(np.isfinite(fitted)):
+                if (s, degree) != (span, 2):
+                    logger.info("HVG: loess refitted with span %.2f, degree %d (the default fit was singular)",
+                                s, degree)
+                return fitted
+        except ValueError:
+            continue
+    logger.info("HVG: loess failed on %d features; a linear mean-variance fit is used", len(x))
+    return np.polyval(np.polyfit(x, y, 1), x)
 
 
 def library_sizes(counts: sp.csr_matrix) -> np.ndarray:

@@ -30,11 +30,28 @@ def metacell_assignments(scores: np.ndarray, n_metacells: int, seed: int, n_dims
     return km.fit_predict(np.ascontiguousarray(scores[:, :n_dims], dtype=np.float32))
 
 
-def feature_sketch(norm: sp.csr_matrix, labels: np.ndarray, n_metacells: int) -> np.ndarray:
-    """Features x n_metacells matrix of mean normalised values per metacell (zero-padded to n_metacells)."""
+def feature_sketch(norm: sp.csr_matrix, labels: np.ndarray, n_metacells: int, scaling=None) -> np.ndarray:
+    """Features x n_metacells matrix of mean normalised values per metacell (zero-padded to n_metacells).
+
+    ``scaling`` = (mean, std) per feature: the means are standardised, so a feature is described by the shape of
+    its profile across metacells, not by its expression level (which the decoder's bias and scale carry); a
+    metacell without cells of this modality stays 0 (the feature's average)."""
     n = norm.shape[0]
     membership = sp.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))),
                                shape=(n_metacells, n))
     sizes = np.asarray(membership.sum(axis=1)).ravel()
     means = np.asarray((membership @ norm).todense()) / np.maximum(sizes, 1)[:, None]
+    if scaling is not None:
+        mean, std = scaling
+        means = np.where(sizes[:, None] > 0, (means - mean[None, :]) / std[None, :], 0.0)
     return np.ascontiguousarray(means.T, dtype=np.float32)
+
+
+def joint_metacells(z_rna: np.ndarray, z_other: np.ndarray, n_metacells: int, seed: int) -> tuple:
+    """Metacells of both modalities' cells together, clustered in the joint (shared-gene) space: metacell j is the
+    same cell state in RNA and in the other modality, so column j of both sketches describes one state and the
+    feature-level loss compares like with like. Returns (rna labels, other labels)."""
+    z = np.vstack([z_rna, z_other])
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    labels = metacell_assignments(z, n_metacells, seed, n_dims=z.shape[1])
+    return labels[: len(z_rna)], labels[len(z_rna):]

@@ -40,6 +40,7 @@ class TrainingData:
     sketches: dict            # modality -> float32 array (features x sketch_dim)
     partners: dict            # modality -> CSR adjacency to the other modality's cells (MNN)
     feature_pairs: tuple      # (rna feature indices, other feature indices)
+    target_scaling: Optional[dict] = None  # modality -> (mean, std, max_value): targets standardised per feature
 
 
 @dataclass
@@ -158,10 +159,21 @@ class Trainer:
             ia, ib = ia[sel], ib[sel]
         batch = {"pairs": (torch.as_tensor(ia, device=self.device), torch.as_tensor(ib, device=self.device))}
         for m in MODALITIES:
-            target = self.data.targets[m][idx[m]].toarray()
+            target = self._target(m, idx[m])
             batch[m] = {"pcs": self.pcs[m][torch.as_tensor(cells[m], device=self.device)],
                         "target": torch.as_tensor(target, device=self.device), "n_recon": nb[m]}
         return batch
+
+    def _target(self, modality: str, cells: np.ndarray) -> np.ndarray:
+        """Dense reconstruction targets of ``cells``; standardised per feature (and clipped) when the data say so."""
+        target = self.data.targets[modality][cells].toarray()
+        if self.data.target_scaling is not None:
+            mean, std, max_value = self.data.target_scaling[modality]
+            target -= mean
+            target /= std
+            if max_value is not None:
+                np.minimum(target, max_value, out=target)
+        return target
 
     def _feature_pairs(self):
         fa, fb = self.data.feature_pairs
@@ -270,7 +282,7 @@ class Trainer:
                     c = s * self.world + self.rank  # this rank's chunk of the epoch's order (c = s in one process)
                     idx = {m: order[m][c * self.batch_size[m]:(c + 1) * self.batch_size[m]] for m in MODALITIES}
                     terms = self.loss_fn(self._batch(idx), self.sketches, self._feature_pairs(), self.weights,
-                                         cfg.tau_cell, cfg.tau_feature)
+                                         cfg.tau_cell, cfg.tau_feature, cfg.similarity)
                     bad = [k for k in TERMS if not torch.isfinite(terms[k]).all()]
                     if self.dist:  # all ranks stop together (else the others would wait forever in backward)
                         any_bad, any_interrupt = distributed.any_true(bool(bad), interrupt.raised)
@@ -278,6 +290,8 @@ class Trainer:
                     if bad:
                         stopped = self._stop_nonfinite(epoch, s, bad, terms, last_good)
                         break
+                    if self.state.epoch == 0 and s == 0 and self.main:
+                        self.gradient_norms = self._gradient_norms(terms)
                     self.optimizer.zero_grad(set_to_none=True)
                     terms["total"].backward()
                     self.optimizer.step()
@@ -338,6 +352,20 @@ class Trainer:
         logger.info("training %s; best epoch %d, loss %.5g", self.state.status, self.state.best_epoch,
                     self.state.best_loss)
         return self.state
+
+    def _gradient_norms(self, terms: dict) -> dict:
+        """Norm of each weighted loss term's gradient on the cell encoders at the first step (logged): how much
+        each term steers the cell embeddings."""
+        params = [p for p in self.module.cell_encoders.parameters() if p.requires_grad]
+        weight = {"cell": self.weights["alpha"], "feature": self.weights["beta"],
+                  "recon_rna": self.weights["gamma_rna"], "recon_other": self.weights["gamma_other"]}
+        norms = {}
+        for term, w in weight.items():
+            grads = torch.autograd.grad(w * terms[term], params, retain_graph=True, allow_unused=True)
+            norms[term] = float(sum(float((g * g).sum()) for g in grads if g is not None) ** 0.5)
+        logger.info("gradient norms on the cell encoders at the first step (weighted): %s",
+                    ", ".join(f"{k} {v:.3g}" for k, v in norms.items()))
+        return norms
 
     def _seed_rank_epoch(self, epoch: int) -> None:
         """Distributed: pair/feature sampling and dropout drawn per rank and epoch (so a resumed run draws the same)."""

@@ -1,0 +1,167 @@
+"""biclum with default settings on every shared dataset, several seeds, beside the joint-PCA floor.
+
+    python benchmarks/all_datasets.py [--datasets ...] [--seeds 0 1 2] [--threads 1] [--set KEY=VALUE ...]
+                                      [--name all_datasets] [--no-write]
+
+Prints one row per dataset: FOSCTTM (paired data), 5-NN label transfer both ways (labelled data), the PCA floor of
+../shared/ANCHORS.md (joint PCA of the shared genes after the package's own move to gene space; its FOSCTTM and
+transfer do not depend on the seed beyond rounding), wall seconds and peak RSS of biclum per run; mean and sd over
+the seeds. Each biclum run is a fresh child process (its time and memory are its own). Writes
+benchmarks/results/<name>.md and .csv with the command, commit, threads and seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = ("snareseq", "eccite", "reapseq", "neurips_cite", "neurips_multiome", "pbmc_small", "bmmc")
+
+
+def _scores(rna_emb, other_emb, prep) -> dict:
+    from biclum.metrics import foscttm_score, label_transfer_accuracy
+
+    out = {}
+    if prep["paired"]:
+        out["foscttm"] = foscttm_score(rna_emb, other_emb)
+    if prep["rna_labels"] is not None:
+        out["transfer_rna_to_other"] = label_transfer_accuracy(rna_emb, prep["rna_labels"], other_emb,
+                                                               prep["other_labels"])
+        out["transfer_other_to_rna"] = label_transfer_accuracy(other_emb, prep["other_labels"], rna_emb,
+                                                               prep["rna_labels"])
+    return out
+
+
+def _prepare(name: str) -> dict:
+    from biclum.benchmark import prepare_input
+    from biclum.datasets import load_shared
+
+    rna, other, modality, annotation = load_shared(name)
+    return prepare_input(rna, other, modality, annotation)
+
+
+def _floor(prep: dict) -> dict:
+    from biclum.baselines import pca_floor
+    from biclum.benchmark import _other_in_gene_space
+
+    r, o = pca_floor(prep["rna"], _other_in_gene_space(prep), seed=0)
+    return _scores(r, o, prep)
+
+
+def _child(name: str, seed: int, threads: int, overrides: dict, out: str) -> None:
+    """One biclum run in this (fresh) process: writes scores, wall time and peak RSS as JSON."""
+    import resource
+
+    import biclum
+
+    prep = _prepare(name)
+    t0 = time.perf_counter()
+    res = biclum.integrate(prep["rna"], prep["other"], modality=prep["modality"], annotation=prep["annotation"],
+                           seed=seed, progress=False, num_threads=threads, **overrides)
+    wall = time.perf_counter() - t0
+    row = {"wall_s": wall, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+           "epochs": len(res.history), "cells_embedded": f"{res.rna.n_obs}+{res.other.n_obs}"}
+    if res.rna.n_obs == prep["rna"].n_obs and res.other.n_obs == prep["other"].n_obs:  # else: cells dropped
+        r = res.rna[prep["rna"].obs_names].obsm["X_biclum"]
+        o = res.other[prep["other"].obs_names].obsm["X_biclum"]
+        row.update(_scores(r, o, prep))
+    Path(out).write_text(json.dumps(row))
+
+
+def _run(name: str, seed: int, threads: int, overrides: dict) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "row.json")
+        cmd = [sys.executable, __file__, "--child", name, str(seed), str(threads), json.dumps(overrides), out]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.exists(out):
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+            return {"status": "failed: " + " | ".join(tail)[:300]}
+        return {"status": "ok", **json.loads(Path(out).read_text())}
+
+
+def _mean_sd(values) -> str:
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if not len(v):
+        return "-"
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+
+def _summary(runs: pd.DataFrame, floors: dict) -> pd.DataFrame:
+    rows = []
+    for name, g in runs.groupby("dataset", sort=False):
+        ok = g[g["status"] == "ok"]
+        row = {"dataset": name, "runs ok": f"{len(ok)}/{len(g)}"}
+        for col in ("foscttm", "transfer_rna_to_other", "transfer_other_to_rna"):
+            row[col] = _mean_sd(ok[col]) if col in ok else "-"
+            row[f"floor {col}"] = f"{floors[name][col]:.3f}" if col in floors[name] else "-"
+        row["wall_s"] = _mean_sd(ok["wall_s"]) if len(ok) else "-"
+        row["peak_rss_gb"] = _mean_sd(ok["peak_rss_gb"]) if len(ok) else "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _header(argv, seeds, threads) -> str:
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "python"], capture_output=True,
+                           text=True).stdout.strip()
+    load = os.getloadavg()[0]
+    return (f"Command: `python benchmarks/all_datasets.py {' '.join(map(shlex.quote, argv))}`  \n"
+            f"Commit: {commit}{' + uncommitted changes in python/' if dirty else ''}; "
+            f"date {time.strftime('%Y-%m-%d %H:%M')}; machine: {os.cpu_count()} cores, load {load:.1f} at the end; "
+            f"torch threads per run: {threads}; seeds: {', '.join(map(str, seeds))}.  \n"
+            "Defaults of the package (plus any --set shown in the command); paired data trained as unpaired, "
+            "pairing used only to score. Mean ± sd over the seeds. The floor: joint PCA of the shared genes "
+            "(biclum.baselines.pca_floor, 30 components).\n")
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="biclum config override")
+    p.add_argument("--name", default="all_datasets")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    a = p.parse_args(argv)
+    from biclum.cli import parse_overrides
+
+    overrides = parse_overrides(a.set)
+    rows, floors = [], {}
+    for name in a.datasets:
+        floors[name] = _floor(_prepare(name))
+        for seed in a.seeds:
+            row = {"dataset": name, "seed": seed, **_run(name, seed, a.threads, overrides)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    runs = pd.DataFrame(rows)
+    table = _summary(runs, floors)
+    from biclum.benchmark import _markdown
+
+    text = _header(argv, a.seeds, a.threads) + "\n" + _markdown(table, 3) + "\n\nPer run:\n\n" + \
+        _markdown(runs, 3) + "\n"
+    print(text)
+    if not a.no_write:
+        out = REPO / "benchmarks" / "results"
+        (out / f"{a.name}.md").write_text(f"# biclum on every shared dataset\n\n{text}")
+        runs.to_csv(out / f"{a.name}.csv", index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 7 and sys.argv[1] == "--child":
+        _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]), sys.argv[6])
+        sys.exit(0)
+    sys.exit(main())

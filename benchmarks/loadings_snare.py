@@ -1,0 +1,136 @@
+"""Do biclum's gene loadings mean something? Two measures on SNARE-seq RNA against a PCA of the same genes and rank.
+
+    python benchmarks/loadings_snare.py [--seeds 0 1 2] [--threads 1] [--cells N] [--set KEY=VALUE ...] [--no-write]
+
+1. Reconstruction: per gene, the Pearson correlation across cells between the rank-d reconstruction
+   ``E @ L.T`` (E: the cell embeddings users get, L: the loadings) and the gene's log-normalised expression;
+   the median over the model's RNA genes. PCA: the same with the scores and components of a rank-d PCA of the
+   standardised log-normalised expression of the same genes.
+2. Markers: for each cell type, the 50 genes with the highest ``L @ centroid(E of the type)``, against the 50 genes
+   with the largest Welch t statistic of the type against the rest (log-normalised expression); the overlap,
+   averaged over types. PCA: the same with the PCA loadings and score centroids. Random: 50 * 50 / n_genes.
+
+Writes benchmarks/results/loadings_snare.md with the command, commit, threads and seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _per_gene_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    return np.where(den > 0, (a * b).sum(0) / np.maximum(den, 1e-30), 0.0)
+
+
+def _de_top(X: np.ndarray, labels: np.ndarray, n_top: int) -> dict:
+    out = {}
+    for t in np.unique(labels):
+        a, b = X[labels == t], X[labels != t]
+        se = np.sqrt(a.var(0) / max(len(a), 1) + b.var(0) / max(len(b), 1))
+        tstat = (a.mean(0) - b.mean(0)) / np.maximum(se, 1e-12)
+        out[t] = set(np.argsort(-tstat)[:n_top])
+    return out
+
+
+def _marker_overlap(E: np.ndarray, L: np.ndarray, labels: np.ndarray, de: dict, n_top: int) -> float:
+    overlaps = []
+    for t, genes in de.items():
+        score = L @ E[labels == t].mean(0)
+        overlaps.append(len(genes & set(np.argsort(-score)[:n_top])))
+    return float(np.mean(overlaps))
+
+
+def measures(E: np.ndarray, L: np.ndarray, X: np.ndarray, labels: np.ndarray, n_top: int = 50) -> dict:
+    """Reconstruction correlation (median over genes) and marker overlap of embeddings E with loadings L."""
+    de = _de_top(X, labels, n_top)
+    return {"recon_corr": float(np.median(_per_gene_corr(E @ L.T, X))),
+            "marker_overlap": _marker_overlap(E, L, labels, de, n_top)}
+
+
+def pca_measures(X: np.ndarray, labels: np.ndarray, rank: int, seed: int, n_top: int = 50) -> dict:
+    from sklearn.decomposition import PCA
+
+    Z = (X - X.mean(0)) / np.maximum(X.std(0), 1e-12)
+    pca = PCA(rank, random_state=seed, svd_solver="randomized").fit(Z)
+    return measures(pca.transform(Z), pca.components_.T, X, labels, n_top)
+
+
+def _log_norm(adata, genes) -> np.ndarray:
+    from biclum.baselines import log_normalize
+
+    X = log_normalize(adata.X.tocsr())
+    return np.asarray(X[:, adata.var_names.get_indexer(genes)].todense(), dtype=np.float64)
+
+
+def run(seed: int, threads: int, cells: int, overrides: dict) -> dict:
+    import biclum
+    from biclum.datasets import load_shared
+
+    rna, atac, modality, annotation = load_shared("snareseq")
+    if cells:
+        keep = np.sort(np.random.default_rng(0).choice(rna.n_obs, cells, replace=False))
+        rna, atac = rna[keep].copy(), atac[rna.obs_names[keep]].copy()
+    t0 = time.perf_counter()
+    res = biclum.integrate(rna, atac, modality=modality, annotation=annotation, seed=seed, progress=False,
+                           num_threads=threads, **overrides)
+    wall = time.perf_counter() - t0
+    used = res.rna.var["biclum_feature"].to_numpy()
+    genes = res.rna.var_names[used]
+    E = res.rna.obsm["X_biclum"]
+    L = res.rna.varm["biclum_loadings"][used]
+    X = _log_norm(rna[res.rna.obs_names], genes)
+    labels = rna.obs.loc[res.rna.obs_names, "cell_type"].astype(str).to_numpy()
+    out = {"seed": seed, "wall_s": wall, "n_genes": len(genes), "rank": E.shape[1]}
+    out.update({f"biclum_{k}": v for k, v in measures(E, L, X, labels).items()})
+    out.update({f"pca_{k}": v for k, v in pca_measures(X, labels, E.shape[1], seed).items()})
+    out["random_marker_overlap"] = 50 * 50 / len(genes)
+    return out
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cells", type=int, default=0, help="a random subsample of this many paired cells (0: all)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-write", action="store_true")
+    a = p.parse_args(argv)
+    from biclum.benchmark import _markdown
+    from biclum.cli import parse_overrides
+
+    rows = [run(s, a.threads, a.cells, parse_overrides(a.set)) for s in a.seeds]
+    table = pd.DataFrame(rows)
+    summary = {c: f"{table[c].mean():.3f} ± {table[c].std(ddof=1):.3f}" if len(table) > 1 else f"{table[c].mean():.3f}"
+               for c in table.columns if c not in ("seed", "n_genes", "rank")}
+    ratio = {"recon_corr biclum / PCA": (table["biclum_recon_corr"] / table["pca_recon_corr"]).mean(),
+             "marker_overlap biclum / PCA": (table["biclum_marker_overlap"] / table["pca_marker_overlap"]).mean()}
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    text = (f"Command: `python benchmarks/loadings_snare.py {' '.join(map(shlex.quote, argv))}`  \n"
+            f"Commit: {commit}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; torch threads {a.threads}; "
+            f"seeds {', '.join(map(str, a.seeds))}; {table['n_genes'].iloc[0]} RNA genes, rank "
+            f"{table['rank'].iloc[0]}.\n\n" + _markdown(pd.DataFrame([summary]), 3) + "\n\nMean ratios: " +
+            ", ".join(f"{k} = {v:.2f}" for k, v in ratio.items()) + "\n\nPer seed:\n\n" + _markdown(table, 3) + "\n")
+    print(text)
+    if not a.no_write:
+        (REPO / "benchmarks" / "results" / "loadings_snare.md").write_text(
+            "# Gene loadings on SNARE-seq RNA: biclum vs PCA of the same genes and rank\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
