@@ -24,12 +24,12 @@ from ._threads import setup_threads, thread_limit
 from .backed import is_backed
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError, BiclumWarning
+from .genes import feature_names, reconcile_gene_names
 from .module import MODALITIES, BiCLUMModule
 from .pairs import feature_pairs, mutual_nearest_neighbors
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
 from .sketch import feature_sketch, metacell_assignments
 from .training import Trainer, TrainingData, resolve_device
-from .genes import feature_names, reconcile_gene_names
 from .validation import cap_to_data, check_shared_genes, load_checked
 
 MODALITY_KINDS = ("atac", "protein")
