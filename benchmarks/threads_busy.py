@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,16 +25,19 @@ sys.path.insert(0, str(REPO / "python"))
 
 
 def fit(data: Path, out: Path, seed: int) -> tuple:
-    """One `biclum fit` in a fresh process; returns (wall seconds, command, stderr)."""
+    """One `biclum fit` in a fresh process; returns (wall seconds, CPU seconds, command, stderr). CPU time
+    that grows under load means threads spinning or waiting on each other; equal CPU time means the slowdown is
+    only the share of the cores the fit gets."""
     cmd = [sys.executable, "-m", "biclum.cli", "fit", "--rna", str(data / "rna.h5ad"), "--other",
            str(data / "adt.h5ad"), "--modality", "protein", "--out", str(out), "--seed", str(seed), "--no-umap"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, c1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     if r.returncode:
         sys.exit(f"biclum fit failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
-    return wall, cmd, r.stderr
+    return wall, cpu, cmd, r.stderr
 
 
 def embeddings(out: Path) -> dict:
@@ -67,17 +71,17 @@ def main(argv=None) -> int:
     data = Path(args.data)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        quiet_s, cmd, log = fit(data, Path(tmp) / "quiet", args.seed)
-        print(f"quiet: {quiet_s:.1f} s", flush=True)
+        quiet_s, quiet_cpu, cmd, log = fit(data, Path(tmp) / "quiet", args.seed)
+        print(f"quiet: {quiet_s:.1f} s wall, {quiet_cpu:.1f} s CPU", flush=True)
         loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
         try:
             time.sleep(1.0)
-            busy_s, _, busy_log = fit(data, Path(tmp) / "busy", args.seed)
+            busy_s, busy_cpu, _, busy_log = fit(data, Path(tmp) / "busy", args.seed)
         finally:
             for p in loops:
                 p.kill()
                 p.wait()
-        print(f"busy ({args.busy} loops): {busy_s:.1f} s", flush=True)
+        print(f"busy ({args.busy} loops): {busy_s:.1f} s wall, {busy_cpu:.1f} s CPU", flush=True)
         a, b = embeddings(Path(tmp) / "quiet"), embeddings(Path(tmp) / "busy")
         identical = all(np.array_equal(a[m], b[m]) for m in a)
     threads = re.findall(r"training on (\d+) CPU thread", log + busy_log)
@@ -94,8 +98,9 @@ def main(argv=None) -> int:
         f"- training threads (from the log, quiet then busy): {', '.join(threads) or 'not logged'}; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (biclum sets PASSIVE)')}\n"
         f"- busy: {args.busy} x `python -c \"while True: pass\"` during the second run\n\n"
-        "| run | wall s |\n|---|---|\n"
-        f"| quiet | {quiet_s:.1f} |\n| busy | {busy_s:.1f} |\n| busy / quiet | {ratio:.2f} |\n\n"
+        "| run | wall s | CPU s |\n|---|---|---|\n"
+        f"| quiet | {quiet_s:.1f} | {quiet_cpu:.1f} |\n| busy | {busy_s:.1f} | {busy_cpu:.1f} |\n"
+        f"| busy / quiet | {ratio:.2f} | {busy_cpu / quiet_cpu:.2f} |\n\n"
         f"Embeddings (rna and other) identical across the two runs: {identical}.\n")
     print(f"wrote {args.report}")
     return 0

@@ -97,7 +97,7 @@ def test_protein_mapping_reaches_integrate(sim_protein, tmp_path):
     rna, adt = sim_protein
     adt = adt.copy()
     adt.var_names = [f"Ab{i}" for i in range(adt.n_vars)]  # names no table knows
-    with pytest.raises(BiclumInputError, match="none of the"):
+    with pytest.raises(BiclumInputError, match="none of the"), pytest.warns(BiclumWarning, match="no gene"):
         biclum.BiCLUM(rna, adt, "protein", **SMALL)
     genes = simulate(200, modality="protein", seed=0)[1].var_names
     path = tmp_path / "map.csv"
@@ -262,9 +262,9 @@ def _bad_inputs(tmp_path):
     good_atac = _write(atac, tmp_path / "atac.h5ad")
     (tmp_path / "table.h5ad").write_text("cell,CD3\na,1\n")
     nan, neg, dup, lognorm = rna.copy(), rna.copy(), rna.copy(), _lognorm(rna)
-    nan.X = nan.X.astype(np.float32)
+    nan.X = nan.X.toarray().astype(np.float32)
     nan.X[0, 0] = np.nan
-    neg.X = neg.X.astype(np.float32)
+    neg.X = neg.X.toarray().astype(np.float32)
     neg.X[0, 0] = -3
     dup.obs_names = ["c0"] * 2 + list(dup.obs_names[2:])
     del lognorm.layers["counts"]
