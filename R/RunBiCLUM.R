@@ -48,7 +48,9 @@
 #' @param verbose Report progress and log messages of the Python core as R messages.
 #' @param model_dir If not `NULL`, a directory where the fitted Python model is saved (`BiCLUM.save`).
 #' @param ... Further settings passed to the Python `biclum.integrate()` as configuration overrides
-#'   (e.g. `n_latent = 32`).
+#'   (e.g. `n_latent = 32`), and `gene.symbols`: the gene symbols of the RNA features, one per row (e.g.
+#'   `rowData(sce)$Symbol` when the rownames are Ensembl IDs); they name the RNA genes in the Python core
+#'   (its `gene_symbols`), while the results keep the rownames.
 #' @return `RunBiCLUM.Seurat()`: `list(rna = <Seurat>, other = <Seurat>)`. The matrix and assay methods:
 #'   `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
 #' @seealso [runBiCLUM()] for SingleCellExperiment objects, [biclum_install()].

@@ -71,12 +71,15 @@
     bad <- names(overrides)[is.null(names(overrides)) | !nzchar(names(overrides))]
     if (length(bad) || is.null(names(overrides))) stop("additional arguments (...) must be named", call. = FALSE)
   }
+  rna_var <- .gene_symbols_var(overrides[["gene.symbols"]], rna)
+  overrides[["gene.symbols"]] <- NULL
+  if (!is.null(rna_var)) overrides$gene_symbols <- "gene_symbols"
   t0 <- Sys.time()
   if (verbose) .emit(sprintf("biclum: integrating %d RNA cells x %d genes with %d %s cells x %d features",
                              ncol(rna), nrow(rna), ncol(other), modality, nrow(other)),
                      "biclum_log")
   res <- bridge$integrate_from_r(
-    .dgc_to_py(rna, obs = rna_obs), .dgc_to_py(other, obs = other_obs, var = other_var),
+    .dgc_to_py(rna, obs = rna_obs, var = rna_var), .dgc_to_py(other, obs = other_obs, var = other_var),
     modality = modality, annotation = annotation, seed = as.integer(seed),
     max_epochs = if (is.null(max_epochs)) NULL else as.integer(max_epochs),
     preset = preset, verbose = verbose,
@@ -95,6 +98,17 @@
   res$rna <- .side(res$rna)
   res$other <- .side(res$other)
   res
+}
+
+# gene.symbols (one symbol per RNA row) -> the var column the Python core names the genes by (gene_symbols).
+.gene_symbols_var <- function(symbols, rna) {
+  if (is.null(symbols)) return(NULL)
+  if (!is.atomic(symbols) || length(symbols) != nrow(rna)) {
+    stop(.input_error(paste0("gene.symbols must hold one gene symbol per RNA feature (", nrow(rna),
+                             "), e.g. rowData(sce)$Symbol; got ", length(symbols), " values."),
+                      "biclum_bad_gene_symbols"))
+  }
+  data.frame(gene_symbols = as.character(symbols), stringsAsFactors = FALSE)
 }
 
 # Cell names must be unique (results are matched back to cells by name).

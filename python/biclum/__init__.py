@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+from . import _threads  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP; see biclum._threads)
+
 __version__ = "0.1.0"
 
 from ._logging import logger, set_verbosity

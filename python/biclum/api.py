@@ -29,16 +29,20 @@ def integrate(rna, other, modality: str = "atac", annotation=None, *, seed: int 
               key_added: str = "biclum", checkpoint_dir: Optional[str] = None, resume: Optional[str] = None,
               rna_layer: Optional[str] = None, other_layer: Optional[str] = None,
               gene_activity_kwargs: Optional[dict] = None, protein_mapping=None,
+              gene_symbols: Optional[str] = None, other_gene_symbols: Optional[str] = None,
               progress_callback: Optional[Callable] = None, **config) -> IntegrationResult:
     """Integrate unpaired RNA with ATAC (peaks or gene activity) or protein (ADT) in one call.
 
     The inputs are not modified; results come back on new AnnData objects (see :class:`IntegrationResult`).
     ``**config`` overrides any field of :class:`biclum.config.BiclumConfig` by name (e.g. ``mnn_k=50``).
     ``progress_callback(stage, step, total, message)`` is called at each setup stage and each epoch.
+    ``gene_symbols`` / ``other_gene_symbols``: var columns holding the feature names to use (e.g. symbols of an
+    Ensembl-indexed RNA object); ``protein_mapping``: antibody -> gene (dict, list or a two-column file).
     """
     model = BiCLUM(rna, other, modality, annotation, preset=preset, seed=seed, rna_layer=rna_layer,
                    other_layer=other_layer, gene_activity_kwargs=gene_activity_kwargs,
-                   protein_mapping=protein_mapping, progress_callback=progress_callback, **config)
+                   protein_mapping=protein_mapping, gene_symbols=gene_symbols,
+                   other_gene_symbols=other_gene_symbols, progress_callback=progress_callback, **config)
     model.fit(max_epochs, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
     out_rna = model.write_to(rna, "rna", key_added)
     out_other = model.write_to(other, "other", key_added)

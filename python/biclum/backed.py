@@ -84,7 +84,7 @@ def read_rows_csr(ds, n_rows: int, n_cols: int, chunk_rows: int = CHUNK_ROWS,
         well_formed = False
     if well_formed:
         if scan is not None:
-            scan.reset(n_rows, n_cols)
+            scan.reset(n_rows, n_cols, nnz)
         indptr = indptr.astype(np.int32 if nnz < 2**31 else np.int64, copy=False)
         data_ds, indices_ds, r = group["data"], group["indices"], 0
         tail = int(nnz * PREFAULT_FROM)

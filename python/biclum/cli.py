@@ -4,6 +4,10 @@
 DIR/rna.h5ad and DIR/other.h5ad (the inputs' obs/var without X, plus obsm["X_biclum"] and
 varm["biclum_loadings"]), DIR/model/ (state_dict + JSON sidecar), DIR/loss_history.csv, DIR/loss.png and
 DIR/umap.png. ``biclum fit --demo`` runs on the built-in simulator.
+
+Errors in the input (every ``BiclumError``, a missing or unreadable file) end in one paragraph on stderr that
+names the problem and the fix, and exit code 2; ``--debug`` shows the traceback instead. Other exceptions keep
+theirs (they are bugs to report).
 """
 from __future__ import annotations
 
@@ -29,8 +33,17 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", choices=["default", "paper"])
     p.add_argument("--device", default=None, help="cpu, cuda or auto (the GPU when torch sees one, else the CPU); "
                                                   "default: the config's (cpu)")
-    p.add_argument("--rna-layer", default=None)
-    p.add_argument("--other-layer", default=None)
+    p.add_argument("--rna-layer", default=None, help="layer holding the RNA counts (default .X; when .X is not "
+                                                      "counts, layers['counts'] is used if present)")
+    p.add_argument("--other-layer", default=None, help="layer holding the other modality's counts")
+    p.add_argument("--gene-symbols", default=None, metavar="COL", help="RNA var column with the gene symbols, "
+                                                                       "e.g. when var names are Ensembl IDs")
+    p.add_argument("--other-gene-symbols", default=None, metavar="COL",
+                   help="var column of --other with the feature names to use (antibodies, or genes of a "
+                        "gene-level ATAC matrix)")
+    p.add_argument("--protein-mapping", default=None, metavar="FILE",
+                   help="two-column table (antibody, gene; CSV or TSV) mapping antibody names to gene symbols; "
+                        "applied before the built-in table (an empty gene drops the antibody)")
     p.add_argument("--label-key", default="cell_type", help="obs column to colour the UMAP by, when present")
     p.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (default OUT/checkpoints)")
     p.add_argument("--resume", default=None, help="resume from this checkpoint directory")
@@ -39,6 +52,7 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo-cells", type=int, default=3000)
     p.add_argument("--no-umap", action="store_true", help="skip the UMAP figure")
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings-only logging")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
 def _parse_value(v: str):
@@ -65,9 +79,18 @@ def parse_overrides(items) -> dict:
 def read_h5ad(path, what):
     import anndata as ad
 
+    from .errors import BiclumInputError
     from .validation import check_h5ad_path
 
-    return ad.read_h5ad(check_h5ad_path(path, what))
+    path = check_h5ad_path(path, what)
+    try:
+        return ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise BiclumInputError(
+            f"{what}: {path!r} cannot be read as an .h5ad file ({type(err).__name__}: {str(err)[:200]}); it may "
+            f"be another format with an .h5ad name (CSV, loom, 10x .h5), truncated, or unreadable. Write it with "
+            f"anndata (e.g. anndata.read_csv(...).write_h5ad(...), or scanpy.read_10x_h5(...).write_h5ad(...)) "
+            f"and check its permissions.") from err
 
 
 def cmd_fit(args) -> int:
@@ -101,7 +124,8 @@ def cmd_fit(args) -> int:
     res = integrate(rna, other, args.modality, annotation, seed=args.seed, max_epochs=args.max_epochs,
                     preset=args.preset, progress=not args.quiet and main_rank, rna_layer=args.rna_layer,
                     other_layer=args.other_layer, checkpoint_dir=args.checkpoint_dir or str(out / "checkpoints"),
-                    resume=args.resume, **overrides)
+                    resume=args.resume, protein_mapping=args.protein_mapping, gene_symbols=args.gene_symbols,
+                    other_gene_symbols=args.other_gene_symbols, **overrides)
     world = distributed.world_size()
     distributed.destroy()  # training was the last collective step
     if not main_rank:
@@ -177,11 +201,33 @@ def _delegate(name):
     return run
 
 
+def _short_warning(message, category, filename, lineno, line=None) -> str:
+    return f"[biclum] warning: {message}\n"
+
+
 def main(argv=None) -> int:
+    import warnings
+
+    from .errors import BiclumError
+
     args = build_parser().parse_args(argv)
     if getattr(args, "quiet", False):
         set_verbosity("WARNING")
-    return int(args.func(args) or 0)
+    debug = getattr(args, "debug", False)
+    previous_format = warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _short_warning  # a warning is a message, not a code excerpt
+    try:
+        return int(args.func(args) or 0)
+    except (BiclumError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        if debug:
+            raise
+        text = str(err) if isinstance(err, BiclumError) else \
+            f"{err.strerror or err}: {err.filename!r}; check the path and its permissions."
+        print(f"biclum {args.command}: error: {text}\n(run with --debug for the traceback)", file=sys.stderr)
+        return 2
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":

@@ -84,7 +84,11 @@ class TrainConfig:
     device: str = "cpu"              # "cpu", "cuda", or "auto"
     checkpoint_every: int = 10       # epochs between checkpoints when a checkpoint_dir is given
     refresh_pairs_every: int = 0     # re-find MNN pairs in the learned embedding every N epochs (0: never, paper)
-    num_threads: Optional[int] = None  # torch CPU threads (None: torch's default)
+    num_threads: Optional[int] = None  # CPU threads of setup and training (torch, BLAS, OpenMP). None: from the
+                                       # size of the work, never from the load (biclum._threads): 1 for the
+                                       # default model and < 50k cells, all cores (<= 8) for larger work.
+                                       # Same seed + same count = identical embeddings; another count may
+                                       # differ in the last bits.
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -20,15 +20,17 @@ import torch
 
 from . import __version__, distributed
 from ._logging import logger
-from .backed import is_backed, load_backed
+from ._threads import setup_threads, thread_limit
+from .backed import is_backed
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError, BiclumWarning
+from .genes import feature_names, reconcile_gene_names
 from .module import MODALITIES, BiCLUMModule
 from .pairs import auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
 from .sketch import feature_sketch, joint_metacells, metacell_assignments
 from .training import Trainer, TrainingData, resolve_device
-from .validation import ValueScan, cap_to_data, check_modality, check_shared_genes
+from .validation import cap_to_data, check_shared_genes, load_checked
 
 MODALITY_KINDS = ("atac", "protein")
 WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
@@ -82,14 +84,24 @@ class BiCLUM:
         ``"atac"`` or ``"protein"``.
     annotation
         Gene annotation for ATAC (path to a GTF/GFF3/BED6/table or a DataFrame); see ``biclum.prior``.
+    gene_symbols, other_gene_symbols
+        A var column holding the feature names to use instead of the var names (as scanpy's ``gene_symbols``),
+        e.g. ``"gene_symbols"`` for RNA indexed by Ensembl IDs; ``other_gene_symbols`` for the other modality
+        (antibody names, or gene names of a gene-level ATAC matrix). See ``biclum.genes``.
+    protein_mapping
+        Antibody -> gene for protein: a dict, a list in var order, or the path of a two-column table (see
+        ``biclum.prior.protein_to_gene`` and ``read_protein_mapping``).
     preset, config, **overrides
-        ``BiclumConfig.from_preset(preset, **overrides)`` unless a full ``config`` is given.
+        ``BiclumConfig.from_preset(preset, **overrides)`` unless a full ``config`` is given. ``num_threads``
+        (default None: chosen from the size of the work, see ``biclum._threads``) sets the CPU threads of setup
+        and training.
     """
 
     def __init__(self, rna, other, modality: str = "atac", annotation=None, *, preset: str = "default",
                  config: Optional[BiclumConfig] = None, rna_layer: Optional[str] = None,
                  other_layer: Optional[str] = None, gene_activity_kwargs: Optional[dict] = None,
-                 protein_mapping=None, progress_callback: Optional[Callable] = None, **overrides):
+                 protein_mapping=None, gene_symbols: Optional[str] = None, other_gene_symbols: Optional[str] = None,
+                 progress_callback: Optional[Callable] = None, **overrides):
         if modality not in MODALITY_KINDS:
             raise BiclumInputError(f"modality={modality!r}: use 'atac' (peaks or gene activity) or 'protein' (ADT).")
         self.config = config if config is not None else BiclumConfig.from_preset(preset, **overrides)
@@ -100,7 +112,12 @@ class BiCLUM:
         self.history: list = []
         self.train_status = "not trained"
         self._callback = progress_callback
-        self._setup(rna, other, annotation, rna_layer, other_layer, gene_activity_kwargs, protein_mapping)
+        self.gene_symbols = {"rna": gene_symbols, "other": other_gene_symbols}
+        self.gene_renames: dict = {}  # other gene -> rna spelling (case-insensitive match, biclum.genes)
+        n_cells = sum(getattr(a, "shape", (0,))[0] for a in (rna, other))
+        threads = setup_threads(self.config.train.num_threads, n_cells)
+        with thread_limit(threads):
+            self._setup(rna, other, annotation, rna_layer, other_layer, gene_activity_kwargs, protein_mapping)
 
     # ================================================================== setup
     def _stage(self, i: int, message: str) -> None:
@@ -112,12 +129,9 @@ class BiCLUM:
         cfg, t0 = self.config, time.perf_counter()
         self.timings: dict = {}
         self._stage(1, "validating inputs")
-        scans = {"rna": ValueScan(), "other": ValueScan()}  # filled while a backed file is read
         loaded = {"rna": is_backed(rna), "other": is_backed(other)}  # read into a new AnnData of biclum's own
-        rna, rna_layer = load_backed(rna, rna_layer, "rna", scan=scans["rna"])
-        other, other_layer = load_backed(other, other_layer, "other", scan=scans["other"])
-        check_rna = check_modality(rna, "rna", rna_layer, scan=scans["rna"])
-        check_other = check_modality(other, "other", other_layer, expect_counts=True, scan=scans["other"])
+        rna, rna_layer, check_rna = load_checked(rna, rna_layer, "rna", self.gene_symbols["rna"])
+        other, other_layer, check_other = load_checked(other, other_layer, "other", self.gene_symbols["other"])
         rna_view = rna if loaded["rna"] and check_rna.keep_cells.all() else \
             _counts_view(rna, rna_layer, check_rna.keep_cells)
         other_view = other if loaded["other"] and check_other.keep_cells.all() else \
@@ -125,6 +139,7 @@ class BiCLUM:
         del rna, other  # a backed input's in-memory copy is now held by the views only
         self._stage(2, f"moving the {self.modality} modality into gene space")
         gene_other = to_gene_space(other_view, self.modality, annotation, ga_kwargs, protein_mapping)
+        gene_other = self._match_gene_names(rna_view, gene_other)
         self.gene_space_info = dict(gene_other.uns.get("gene_activity", gene_other.uns.get("protein_to_gene", {})))
         X_rna = as_csr32(rna_view.X)
         X_other = as_csr32(gene_other.X)
@@ -252,6 +267,23 @@ class BiCLUM:
                                   (self.preprocessors[m].mean, self.preprocessors[m].std) if scaled else None)
                 for m in MODALITIES}
 
+    def _match_gene_names(self, rna_view, gene_other):
+        """The other modality's genes renamed to the RNA's spelling when only a case-insensitive match finds
+        enough shared genes (``biclum.genes.reconcile_gene_names``; Ensembl IDs against symbols raise)."""
+        self.gene_renames = reconcile_gene_names(rna_view.var_names, gene_other.var_names,
+                                                 self.config.preprocess.min_shared_genes, rna_view.var,
+                                                 gene_other.var, self.modality)
+        return self._renamed(gene_other)
+
+    def _renamed(self, gene_other):
+        if not self.gene_renames:
+            return gene_other
+        import anndata as ad
+
+        var = gene_other.var.copy()
+        var.index = pd.Index([self.gene_renames.get(g, g) for g in var.index])
+        return ad.AnnData(X=gene_other.X, obs=gene_other.obs, var=var, uns=dict(gene_other.uns))
+
     @staticmethod
     def _count_target(X, var_names, features):
         index = {g: i for i, g in enumerate(var_names)}
@@ -375,9 +407,7 @@ class BiCLUM:
         model) unless another ``annotation`` is given. The data must contain every feature the model uses.
         """
         self._check_modality_name(modality)
-        scan = ValueScan()
-        adata, layer = load_backed(adata, layer, f"query {modality}", scan=scan)
-        check = check_modality(adata, f"query {modality}", layer, scan=scan)
+        adata, layer, check = load_checked(adata, layer, f"query {modality}", self.gene_symbols.get(modality))
         view = _counts_view(adata, layer, check.keep_cells)
         if modality == "other" and self.peak_lsi is not None:
             return self._encode("other", self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names)))
@@ -385,7 +415,7 @@ class BiCLUM:
             if self.modality == "atac" and annotation is None and self._annotation_rows is not None:
                 ann = self._annotation_rows.reset_index(names="gene_name")
                 annotation = ann[["gene_name", "chrom", "start", "end", "strand"]]
-            view = to_gene_space(view, self.modality, annotation)
+            view = self._renamed(to_gene_space(view, self.modality, annotation))
         names = np.asarray(view.var_names, dtype=object)
         missing = np.setdiff1d(self.preprocessors[modality].features.astype(str), names.astype(str))
         if len(missing):
@@ -414,11 +444,12 @@ class BiCLUM:
         out.obsm[f"X_{key_added}"] = emb
         loadings = np.zeros((out.n_vars, emb.shape[1]), dtype=np.float32)
         fe = self.get_feature_embeddings(modality)
-        pos = pd.Index(out.var_names).get_indexer(fe.index)
+        names = feature_names(out, self.gene_symbols.get(modality), modality) if modality == "rna" else out.var_names
+        pos = pd.Index(names).get_indexer(fe.index)
         loadings[pos[pos >= 0]] = fe.values[pos >= 0]
         out.varm[f"{key_added}_loadings"] = loadings
         out.obs[f"{key_added}_has_mnn_partner"] = self.pair_flags[modality]
-        out.var[f"{key_added}_feature"] = pd.Index(out.var_names).isin(fe.index)
+        out.var[f"{key_added}_feature"] = pd.Index(names).isin(fe.index)
         out.uns[key_added] = {"params": self.params_for_uns(), "modality": "rna" if modality == "rna" else
                               self.modality}
         return out
@@ -454,6 +485,7 @@ class BiCLUM:
                    "init_params": self.module.init_params,
                    "features": {m: [str(g) for g in self.features[m]] for m in MODALITIES},
                    "history": self.history, "train_status": self.train_status,
+                   "gene_symbols": self.gene_symbols, "gene_renames": self.gene_renames,
                    "gene_space_info": json.loads(json.dumps(self.gene_space_info, default=str))}
         with open(os.path.join(directory, SIDECAR_FILE), "w") as fh:
             json.dump(sidecar, fh, indent=1, default=str)
@@ -474,6 +506,8 @@ class BiCLUM:
         self.history = sidecar.get("history", [])
         self.train_status = sidecar.get("train_status", "loaded")
         self.gene_space_info = sidecar.get("gene_space_info", {})
+        self.gene_symbols = sidecar.get("gene_symbols", {"rna": None, "other": None})
+        self.gene_renames = sidecar.get("gene_renames", {})
         self.features = {m: np.array(sidecar["features"][m], dtype=object) for m in MODALITIES}
         self._callback = None
         self.timings = {}

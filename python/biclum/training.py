@@ -22,6 +22,7 @@ import torch
 
 from . import distributed
 from ._logging import logger
+from ._threads import thread_limit, training_threads
 from .config import TrainConfig
 from .errors import BiclumInputError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
@@ -59,23 +60,6 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BiclumInputError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu' or 'auto'.")
     return torch.device(device)
-
-
-def choose_num_threads(requested: Optional[int]) -> int:
-    """torch CPU threads for training: ``requested`` when given, else torch's default. The count is never chosen
-    from the machine's load, so the same seed gives the same result; on a busy machine a hint is logged
-    (spinning OpenMP threads slow small matmuls ~10x when cores are shared)."""
-    if requested:
-        return int(requested)
-    default = torch.get_num_threads()
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # pragma: no cover (not on every platform)
-        return default
-    cores = os.cpu_count() or 1
-    if default > 1 and load >= cores:
-        logger.info("machine busy (load %.1f on %d cores): num_threads=1 may train much faster here", load, cores)
-    return default
 
 
 class _InterruptFlag:
@@ -243,12 +227,11 @@ class Trainer:
     # ---------------------------------------------------------------- loop
     def fit(self, max_epochs: int, checkpoint_dir: Optional[str] = None, resume: Optional[str] = None) -> TrainState:
         cfg = self.cfg
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(choose_num_threads(cfg.num_threads))
-        try:
+        n_params = sum(p.numel() for p in self.module.parameters())
+        threads = training_threads(cfg.num_threads, n_params, cfg.batch_size)
+        logger.info("training on %d CPU thread%s (num_threads=%s)", threads, "s" * (threads > 1), cfg.num_threads)
+        with thread_limit(threads):
             return self._fit(max_epochs, checkpoint_dir, resume)
-        finally:
-            torch.set_num_threads(previous_threads)
 
     def _fit(self, max_epochs: int, checkpoint_dir: Optional[str], resume: Optional[str]) -> TrainState:
         from tqdm.auto import tqdm

@@ -1,7 +1,8 @@
 """Input validation: one setup step that checks both modalities before anything is built.
 
 Every error names the object, the problem and the fix. Problems biclum can work around (cells with zero counts,
-non-integer values, fewer cells than the batch size) produce a ``BiclumWarning`` that says what was done.
+fewer cells than the batch size) produce a ``BiclumWarning`` that says what was done; an ``.X`` that is not counts
+is replaced by ``layers["counts"]`` when that exists (``load_checked``, logged) and is an error otherwise.
 """
 from __future__ import annotations
 
@@ -41,22 +42,25 @@ def _values(X) -> np.ndarray:
 
 class ValueScan:
     """What the checks need from a matrix's stored values, accumulated chunk by chunk: NaN/Inf and negative
-    counts, the minimum, non-integer values (in the first ``INTEGER_SAMPLE`` values), the features with a
-    non-zero value and, when rows are scanned whole, each row's total (float32: only compared with 0). One pass, no temporary the size of the
-    matrix; filled either by ``check_modality`` or while a backed file is streamed (``biclum.backed``)."""
+    counts, the minimum, non-integer values (in about ``INTEGER_SAMPLE`` values evenly spaced over the whole
+    matrix), the features with a non-zero value and, when rows are scanned whole, each row's total (float32: only
+    compared with 0). One pass, no temporary the size of the matrix; filled either by ``check_modality`` or while
+    a backed file is streamed (``biclum.backed``)."""
 
     INTEGER_SAMPLE = 1_000_000
 
-    def __init__(self, n_rows: int = 0, n_features: int = 0):
-        self.reset(n_rows, n_features)
+    def __init__(self, n_rows: int = 0, n_features: int = 0, n_values: int = 0):
+        self.reset(n_rows, n_features, n_values)
 
-    def reset(self, n_rows: int, n_features: int) -> None:
-        """Start a scan of a matrix of ``n_rows`` x ``n_features``."""
+    def reset(self, n_rows: int, n_features: int, n_values: int = 0) -> None:
+        """Start a scan of a matrix of ``n_rows`` x ``n_features`` with ``n_values`` stored values (0: unknown;
+        then every value is checked for integrality)."""
         self.n_rows, self.n_features = n_rows, n_features
         self.kind = None
-        self.n_bad = self.n_neg = self.n_sampled = 0
+        self.n_bad = self.n_neg = self.n_sampled = self._position = 0
+        self._stride = max(1, int(n_values) // self.INTEGER_SAMPLE)
         self.vmin = np.inf
-        self.non_integer = False
+        self.non_integer: Optional[float] = None  # the first non-integer value seen, if any
         self.detected = np.zeros(n_features, dtype=bool)
         self._n_unseen = n_features
         self.row_totals: Optional[np.ndarray] = None  # set by update_rows
@@ -75,12 +79,19 @@ class ValueScan:
         self.vmin = min(self.vmin, float(low))
         if low < 0:
             self.n_neg += int(np.count_nonzero(values < 0))
-        if self.kind == "f" and self.n_sampled < self.INTEGER_SAMPLE:
-            s = values[: self.INTEGER_SAMPLE - self.n_sampled]
-            self.non_integer |= bool(np.any(s != np.round(s)))
-            self.n_sampled += s.size
+        if self.kind == "f" and self.non_integer is None:
+            self._check_integers(values)
+        self._position += values.size
         if feature_index is not None:
             self._detect(feature_index if low > 0 else feature_index[values != 0])
+
+    def _check_integers(self, values: np.ndarray) -> None:
+        """Check every ``_stride``-th value of the matrix (positions counted over all chunks)."""
+        sample = values[(-self._position) % self._stride::self._stride]
+        off = np.flatnonzero(sample != np.round(sample))
+        if off.size:
+            self.non_integer = float(sample[off[0]])
+        self.n_sampled += sample.size
 
     def _detect(self, feature_index: np.ndarray) -> None:
         """Mark the features of these non-zero values. Once most features are seen, only the unseen ones are
@@ -109,6 +120,10 @@ class ValueScan:
             return
         rows = np.arange(row_start, row_start + len(lengths))[filled]
         self.row_totals[rows] = np.add.reduceat(values, indptr[:-1][filled] - indptr[0])
+
+
+class NotCountsError(BiclumInputError):
+    """The checked matrix holds non-integer values (``load_checked`` then tries ``layers["counts"]``)."""
 
 
 @dataclass
@@ -148,8 +163,8 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
             raise BiclumInputError(f"{name}: duplicated {axis} names, e.g. {dup}; make them unique ({fix}).")
     X = _matrix(adata, layer, name)
     if scan is None or not scan.complete:
-        scan = ValueScan(n_cells, n_features)
         values = _values(X)
+        scan = ValueScan(n_cells, n_features, values.size)
         if values.dtype.kind not in "biuf":
             raise BiclumInputError(f"{name}: the matrix has dtype {values.dtype}; it must hold numbers (counts).")
         csr_index = X.indices if sp.issparse(X) and X.format == "csr" else None
@@ -167,10 +182,13 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
         raise BiclumInputError(f"{name}: the matrix has {n_neg} negative values (min "
                                f"{vmin:.3g}); biclum needs raw, non-negative counts, not scaled or centred "
                                f"data (use the counts layer: layer='counts').")
-    if expect_counts and scan.non_integer:
-        warnings.warn(f"{name}: the matrix holds non-integer values; biclum expects raw counts (its HVG "
-                      f"selection models counts). Proceeding; pass the counts layer if there is one.",
-                      BiclumWarning, stacklevel=3)
+    if expect_counts and scan.non_integer is not None:
+        where = ".X" if layer is None else f"layers[{layer!r}]"
+        raise NotCountsError(
+            f"{name}: {where} holds non-integer values (e.g. {scan.non_integer:.4g}), so it is not raw counts "
+            f"(log-normalised or scaled data?), and biclum needs raw counts (its normalisation and HVG selection "
+            f"model counts). Pass the layer that holds the raw counts (layer=..., CLI --rna-layer/--other-layer); "
+            f"corrected counts that are only near-integers (e.g. SoupX) can be rounded first.")
     totals = scan.row_totals if scan.row_totals is not None else np.asarray(X.sum(axis=1)).ravel()
     keep = totals > 0
     n_dropped = int((~keep).sum())
@@ -186,6 +204,31 @@ def check_modality(adata, name: str, layer: Optional[str] = None, expect_counts:
     if n_zero_genes:
         logger.info("%s: %d features have zero counts in every cell; they are ignored.", name, n_zero_genes)
     return ModalityCheck(keep_cells=keep, n_dropped=n_dropped)
+
+
+def load_checked(adata, layer: Optional[str], name: str, gene_symbols: Optional[str] = None):
+    """Read a backed input into memory (``biclum.backed.load_backed``), name its features by ``gene_symbols``
+    (``biclum.genes``) and check it (``check_modality``). When ``.X`` is not counts (non-integer values) and no
+    layer was named, ``layers["counts"]`` is used instead, with a log line. Returns ``(adata, layer, check)``."""
+    from .backed import load_backed
+    from .genes import with_gene_symbols
+
+    scan = ValueScan()
+    data, used = load_backed(adata, layer, name, scan=scan)
+    data = with_gene_symbols(data, gene_symbols, name)
+    try:
+        return data, used, check_modality(data, name, used, scan=scan)
+    except NotCountsError:
+        if layer is not None or "counts" not in adata.layers.keys():
+            raise
+    logger.info("%s: .X holds non-integer values (not raw counts); using layers['counts'], which holds the counts",
+                name)
+    try:
+        return load_checked(adata, "counts", name, gene_symbols)
+    except NotCountsError as err:
+        raise NotCountsError(f"{name}: neither .X nor layers['counts'] holds raw counts (both hold non-integer "
+                             f"values); biclum needs raw counts: put them in .X or in a layer and name it "
+                             f"(layer=..., CLI --rna-layer/--other-layer).") from err
 
 
 def check_shared_genes(genes_rna, genes_other, minimum: int, other_name: str = "other") -> np.ndarray:

@@ -196,10 +196,10 @@ def test_zero_count_cells_dropped_with_warning(sim_atac):
     assert len(model.cell_names["rna"]) == 397
 
 
-def test_non_integer_warns(sim_atac):
+def test_non_integer_is_an_error(sim_atac):
     rna, atac, ann = _small(sim_atac)
     rna.X = rna.X * 0.5
-    with pytest.warns(BiclumWarning, match="non-integer"):
+    with pytest.raises(BiclumInputError, match="non-integer values .* not raw counts"):
         biclum.BiCLUM(rna, atac, "atac", ann, **SMALL)
 
 

@@ -117,12 +117,14 @@ def test_interrupt_returns_usable_model(sim):
     assert np.isfinite(model.get_cell_embeddings("rna")).all()
 
 
-def test_bad_paths_in_cli(tmp_path):
+def test_bad_paths_in_cli(tmp_path, capsys):
     from biclum.cli import main
 
-    with pytest.raises(BiclumInputError, match="does not exist"):
-        main(["fit", "--rna", str(tmp_path / "missing.h5ad"), "--other", "x.h5ad", "--out", str(tmp_path / "o")])
+    args = ["fit", "--rna", str(tmp_path / "missing.h5ad"), "--other", "x.h5ad", "--out", str(tmp_path / "o")]
+    assert main(args) == 2 and "does not exist" in capsys.readouterr().err
+    with pytest.raises(BiclumInputError, match="does not exist"):  # --debug: the exception itself
+        main(args + ["--debug"])
     bad = tmp_path / "rna.csv"
     bad.write_text("a,b\n")
-    with pytest.raises(BiclumInputError, match="is not an .h5ad file"):
-        main(["fit", "--rna", str(bad), "--other", str(bad), "--out", str(tmp_path / "o")])
+    assert main(["fit", "--rna", str(bad), "--other", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "is not an .h5ad file" in capsys.readouterr().err

@@ -10,9 +10,9 @@ from __future__ import annotations
 from .annotation import read_annotation
 from .gene_activity import MIN_TSS_FRACTION, gene_activity, genome_check
 from .peaks import normalize_chrom, parse_peaks
-from .protein import ADT_GENE_MAP, is_isotype, match_antibody, protein_to_gene
+from .protein import ADT_GENE_MAP, is_control, is_isotype, match_antibody, protein_to_gene, read_protein_mapping
 
 __all__ = [
     "gene_activity", "read_annotation", "parse_peaks", "genome_check", "normalize_chrom", "MIN_TSS_FRACTION",
-    "protein_to_gene", "match_antibody", "is_isotype", "ADT_GENE_MAP",
+    "protein_to_gene", "match_antibody", "is_isotype", "is_control", "read_protein_mapping", "ADT_GENE_MAP",
 ]

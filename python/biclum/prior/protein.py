@@ -14,12 +14,22 @@ Choices worth knowing:
   ``CD77`` -> ``A4GALT``; ``CLA`` -> ``SELPLG``; ``CD158`` -> ``KIR2DL1``.
 
 Matching is case- and punctuation-insensitive and tries, in order: the whole name, the name without
-common prefixes/suffixes (``ADT_``, ``anti-human``, ``Hu.``, ``_TotalSeqB``, ``_ADT``, clone after ``_``),
-the part outside parentheses, the part inside (``"MHCII (HLA-DR)"``, ``"B7-H1 (PD-L1)"``), and the
-pieces of names like ``CD197/CCR7``. A name that is itself a gene symbol of the table maps to itself.
+common prefixes/suffixes (``ADT_``, ``adt-``, ``anti-human``, ``Hu.``, ``_TotalSeqB``/``_TotalSeqC``, ``_ADT``,
+clone after ``_``), the part outside parentheses, the part inside (``"MHCII (HLA-DR)"``, ``"B7-H1 (PD-L1)"``,
+``"CD3 (UCHT1)"``), and the pieces of names like ``CD197/CCR7``. A name that is itself a gene symbol of the
+table maps to itself. Before that, the naming conventions of the common tools are undone:
+
+* a barcode after ``-`` or ``_`` (8-20 of ACGTN; CITE-seq-Count's ``CD3-TATCCCTTGGGATGG``, REAP-seq's
+  ``CD3_AGGATCGA``);
+* R's ``make.unique`` suffix (``CD4.1``), tried after the name as given (so ``TCR Va7.2`` stays itself).
+
+Isotype controls (:func:`is_isotype`) and blank / empty barcodes (``Blank``, ``empty``, ``unmapped``) are dropped
+with a log line; a user mapping (``mapping=``, or a two-column file read by :func:`read_protein_mapping`) wins
+over all of this.
 """
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from typing import Mapping, Optional, Sequence, Union
@@ -31,7 +41,7 @@ import scipy.sparse as sp
 from .._logging import logger
 from ..errors import BiclumInputError, BiclumWarning
 
-__all__ = ["protein_to_gene", "match_antibody", "is_isotype", "ADT_GENE_MAP"]
+__all__ = ["protein_to_gene", "match_antibody", "is_isotype", "is_control", "read_protein_mapping", "ADT_GENE_MAP"]
 
 # gene symbol: antibody names / aliases (the gene symbol itself is always accepted too)
 _TABLE: dict[str, tuple[str, ...]] = {
@@ -100,7 +110,10 @@ _TABLE: dict[str, tuple[str, ...]] = {
     "CX3CR1": ("CX3CR1",), "ADGRG1": ("GPR56",), "ITGB7": ("Integrin b7", "integrin beta7"),
     "VSIR": ("VISTA",), "LGALS9": ("Galectin-9",), "TNFRSF25": ("DR3",), "VTCN1": ("B7-H4",),
     "PDPN": ("Podoplanin",), "EGFR": ("EGFR",), "CRLF2": ("TSLPR",), "IL21R": ("IL-21R",), "OLR1": ("LOX-1",),
+    "FOXP3": ("FOXP3", "FoxP3"), "CD93": ("CD93",), "F3": ("CD142", "Tissue Factor"), "GGT1": ("CD224",),
 }
+_TABLE["TRAC"] += ("TCR",)  # a panel's bare "TCR" is the alpha/beta TCR (e.g. clone IP26)
+_TABLE["SIGLEC7"] += ("CD328",)
 
 #: antibody alias -> gene symbol (human, HGNC). Keys are the display aliases of the table above.
 ADT_GENE_MAP: dict[str, str] = {alias: gene for gene, aliases in _TABLE.items() for alias in aliases}
@@ -129,6 +142,10 @@ _PREFIX_RE = re.compile(r"^(?:adt|prot|protein|ab|antibody|cite)[_\-\.: ]+|^anti
 _SUFFIX_RE = re.compile(r"[_\-\.\s|]+(?:totalseq[\-_ ]?[abcd]?|tsa|tsb|tsc|adt|prot|protein|antibody|ab)"
                         r"(?:[_\-\s]*\d+)?$", re.I)
 _SPECIES = r"(?:mouse|ms|rat|rt|rabbit|rb|hamster|armenianhamster|syrianhamster|goat|human|hu)"
+_GENERIC = {"tcr"}  # names too generic to stand for a longer name's first word ("TCR Vb13.1" is not "TCR")
+_BARCODE_RE = re.compile(r"[-_.][ACGTN]{8,20}$")
+_UNIQUE_RE = re.compile(r"\.\d+$")  # R's make.unique: CD4, CD4.1, CD4.2
+_BLANK_RE = re.compile(r"^(?:blank|empty|unmapped|no[_\- ]?antibody|none)[_\-\.\d]*$", re.I)
 _ISO_RE = re.compile(rf"^{_SPECIES}?ig[gmae]\d?[abc]?(?:kappa|k|lambda|l)?(?:isotype|iso|ctrl|control)*\d*$")
 
 
@@ -138,7 +155,8 @@ def is_isotype(name: str) -> bool:
     Bare ``IgM`` / ``IgA`` / ``IgE`` (and ``IgD``) are real surface immunoglobulins and are not isotypes;
     with a species prefix (``Mouse IgM``) or "isotype"/"ctrl" they are.
     """
-    n = _norm(_SUFFIX_RE.sub("", _PREFIX_RE.sub("", str(name).strip())))
+    name = _BARCODE_RE.sub("", str(name).strip())
+    n = _norm(_SUFFIX_RE.sub("", _PREFIX_RE.sub("", name)))
     full = _norm(name)
     if "isotype" in full or re.search(r"(?:^|[^a-z])(?:ctrl|control)(?:[^a-z]|$)", str(name).lower()):
         return True
@@ -148,8 +166,19 @@ def is_isotype(name: str) -> bool:
     return not re.fullmatch(r"ig[mae]", n)
 
 
+def is_control(name: str) -> bool:
+    """True for isotype controls (:func:`is_isotype`) and blank / empty barcodes (``Blank``, ``empty_1``)."""
+    return is_isotype(name) or bool(_BLANK_RE.match(_BARCODE_RE.sub("", str(name).strip())))
+
+
 def _candidates(name: str) -> list[str]:
-    s = str(name).strip()
+    s = _BARCODE_RE.sub("", str(name).strip())
+    unique = _UNIQUE_RE.sub("", s)  # "CD4.1" is CD4 (make.unique), not CD41; "TCR Va7.2" falls through
+    first = [unique, _SUFFIX_RE.sub("", _PREFIX_RE.sub("", unique)).strip()] if unique != s else []
+    return first + _name_candidates(s)
+
+
+def _name_candidates(s: str) -> list[str]:
     out = [s]
     s1 = _SUFFIX_RE.sub("", _PREFIX_RE.sub("", s)).strip()
     out.append(s1)
@@ -159,7 +188,7 @@ def _candidates(name: str) -> list[str]:
     for part in re.split(r"[/|;]|,(?=\s*[A-Za-z]{2})", s1):
         out.append(part)
     tok = re.split(r"[_ ]", s1)
-    if len(tok) > 1:
+    if len(tok) > 1 and _norm(tok[0]) not in _GENERIC:
         out.append(tok[0])  # e.g. CD3_UCHT1 (clone after the underscore)
     return [c for c in out if c]
 
@@ -201,9 +230,10 @@ def protein_to_gene(adt, *, mapping: Optional[Union[Mapping[str, Optional[str]],
         User override. A dict ``{antibody: gene}`` (exact or case/punctuation-insensitive antibody names;
         a value of None drops that antibody) applied before the built-in table :data:`ADT_GENE_MAP`;
         or a list of ``adt.n_vars`` gene symbols in var order (None / "" drops that antibody), which
-        replaces the table entirely.
+        replaces the table entirely; or the path of a two-column table (:func:`read_protein_mapping`).
     drop_isotypes
-        Drop isotype controls (see :func:`is_isotype`) before mapping (default True).
+        Drop isotype and blank controls (see :func:`is_control`) before mapping (default True); they are
+        listed in ``uns["protein_to_gene"]["isotypes"]``.
     aggregate
         How several antibodies of one gene are combined (e.g. CD45, CD45RA and CD45RO -> PTPRC, or a
         panel with both "PD-1" and "PD1"): ``"sum"`` (default; keeps counts as counts), ``"mean"``,
@@ -230,6 +260,8 @@ def protein_to_gene(adt, *, mapping: Optional[Union[Mapping[str, Optional[str]],
     if len(names) == 0:
         raise BiclumInputError("protein_to_gene: adt has no antibodies (0 var); give a cells x antibodies AnnData.")
 
+    if isinstance(mapping, (str, os.PathLike)):
+        mapping = read_protein_mapping(mapping)
     positional = None
     if mapping is not None and not isinstance(mapping, Mapping):
         positional = list(mapping)
@@ -250,12 +282,12 @@ def protein_to_gene(adt, *, mapping: Optional[Union[Mapping[str, Optional[str]],
         if positional is not None:
             g = positional[i]
             g = None if g is None or (isinstance(g, float) and np.isnan(g)) or str(g).strip() == "" else str(g)
-            if g is None and drop_isotypes and is_isotype(n):
+            if g is None and drop_isotypes and is_control(n):
                 isotypes.append(n)
             genes_of.append(g)
             continue
         in_user = n in user or _norm(n) in user_norm
-        if drop_isotypes and not in_user and is_isotype(n):
+        if drop_isotypes and not in_user and is_control(n):
             isotypes.append(n)
             genes_of.append(None)
             continue
@@ -266,12 +298,13 @@ def protein_to_gene(adt, *, mapping: Optional[Union[Mapping[str, Optional[str]],
     if unmapped:
         warnings.warn(
             f"protein_to_gene: {len(unmapped)} of {len(names)} antibodies of adt have no gene and are dropped: "
-            f"{unmapped}. Pass mapping={{antibody: gene}} to map them.", BiclumWarning, stacklevel=2)
+            f"{unmapped}. Pass mapping={{antibody: gene}} (protein_mapping=..., CLI: --protein-mapping FILE) to map them.", BiclumWarning, stacklevel=2)
     used = [(i, g) for i, g in enumerate(genes_of) if g]
     if not used:
         raise BiclumInputError(
             f"protein_to_gene: none of the {len(names)} antibodies of adt maps to a gene (e.g. {names[:5]}); "
-            "pass mapping={antibody: gene} or a list of genes in var order.")
+            "pass mapping={antibody: gene}, a list of genes in var order, or a two-column file (antibody, gene) "
+            "(integrate/BiCLUM: protein_mapping=..., CLI: --protein-mapping FILE).")
 
     gene_order = list(dict.fromkeys(g for _, g in used))
     col = {g: j for j, g in enumerate(gene_order)}
@@ -313,6 +346,38 @@ def protein_to_gene(adt, *, mapping: Optional[Union[Mapping[str, Optional[str]],
         "n_antibodies": len(names), "n_mapped": len(used), "n_genes": len(gene_order),
         "source": "user list" if positional is not None else ("user dict + built-in" if user else "built-in"),
     }
-    logger.info("protein_to_gene: %d of %d antibodies -> %d genes (%d isotypes dropped, %d unmapped)", len(used),
-                len(names), len(gene_order), len(isotypes), len(unmapped))
+    logger.info("protein_to_gene: %d of %d antibodies mapped -> %d genes; %d isotype/blank controls dropped%s; "
+                "%d unmapped%s", len(used), len(names), len(gene_order), len(isotypes),
+                f" ({isotypes})" if isotypes else "", len(unmapped), f": {unmapped}" if unmapped else "")
+    return out
+
+
+def read_protein_mapping(path) -> dict:
+    """A two-column table (antibody, gene; comma-, tab- or whitespace-separated, with or without a header
+    line) as ``{antibody: gene}``; an empty gene drops that antibody. For ``mapping=`` /
+    ``--protein-mapping``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise BiclumInputError(f"protein mapping: file {path!r} does not exist; give a two-column table "
+                               f"(antibody, gene), e.g. a CSV with lines like 'CD3-TATCCCTTGGGATGG,CD3E'.")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = fh.read(65536)
+        sep = "\t" if "\t" in head else "," if "," in head else r"\s+"
+        table = pd.read_csv(path, sep=sep, engine="python", header=None, dtype=str, skip_blank_lines=True,
+                            keep_default_na=False, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise BiclumInputError(f"protein mapping: {path!r} cannot be read as a table ({err}); give a two-column "
+                               f"CSV/TSV (antibody, gene).") from err
+    if table.shape[1] < 2:
+        raise BiclumInputError(f"protein mapping: {path!r} has {table.shape[1]} column(s); it needs two "
+                               f"(antibody, gene), separated by a comma or a tab.")
+    first = [str(v).strip().lower() for v in table.iloc[0, :2]]
+    if first[1] in ("gene", "genes", "gene_name", "gene_symbol", "symbol", "hgnc_symbol") or \
+            first[0] in ("antibody", "antibodies", "adt", "protein", "feature", "name", "id"):
+        table = table.iloc[1:]
+    out = {}
+    for ab, gene in zip(table.iloc[:, 0].astype(str).str.strip(), table.iloc[:, 1].astype(str).str.strip()):
+        out[ab] = gene or None
+    logger.info("protein mapping: %d antibodies read from %s", len(out), path)
     return out
