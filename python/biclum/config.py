@@ -2,9 +2,14 @@
 
 Every hyperparameter of the method lives here with its default and a one-line meaning. Two presets exist:
 
-* ``"paper"``: the values of the BiCLUM paper's configs (lr 1e-4, batch 256, patience 30, up to 1,000 epochs).
-* ``"default"``: the same method with a larger learning rate, batch and a shorter epoch budget, which reaches the
-  same or better FOSCTTM / label transfer on the shared data in a fraction of the time (see README, "Defaults").
+* ``"paper"``: the paper's method and its RNA+ATAC config as the reference code runs it: raw dot-product NT-Xent
+  (tau 0.5/0.5, alpha = beta = 1e4, gamma 1), count targets, a per-feature decoder scale on the raw cell
+  embedding, MNN k = 200 in the joint PCA of the shared genes (no smoothing), 100 PCs, the ATAC cell encoder on
+  gene-activity PCs, per-modality metacells, lr 1e-4, batch 256, patience 30, up to 1,000 epochs.
+* ``"default"``: the same three losses, balanced so that each reaches the cell encoders (alpha = beta = 1,
+  gamma = 20 on standardised targets; the first step's gradient norms are logged), with choices that follow
+  from the data (MNN k, PCs, smoothing, step budget; each logged) and a shorter epoch budget. Measured on every
+  shared dataset: benchmarks/results/all_datasets.md; README, "Defaults".
 
 ``BiclumConfig.from_preset("paper", lr=...)`` applies overrides by field name to whichever sub-config owns them.
 """
@@ -57,6 +62,7 @@ class ModelConfig:
                                      # same cell state in both modalities); "per_modality": each modality's PCs
     sketch_values: str = "normalized"  # "scaled": per-feature standardised metacell means; "normalized": raw means
     normalize_output: bool = True    # return L2-normalised cell embeddings (the contrastive losses use cosine)
+    feature_residual: bool = False   # a free per-feature vector added to the feature encoder's output
     decoder: str = "scalar"          # "per_feature": softplus(scale_g) per feature, decoding the embedding users
                                      # get (L2-normalised when normalize_output); "scalar": one scale, raw output
 
@@ -78,6 +84,8 @@ class TrainConfig:
     epoch_budget_cells: int = 0      # atlas budget: when fit() is not given max_epochs, cap epochs at
                                      # ceil(budget / cells per modality) (at least min_budget_epochs); 0: no cap
     min_budget_epochs: int = 4
+    min_steps: int = 0               # small data: raise the epochs (when fit() is not given max_epochs) so training
+                                     # takes at least this many optimisation steps; 0: no floor
     patience: int = 30               # early stopping on the epoch's total loss
     min_delta: float = 1e-4          # relative improvement that resets patience
     seed: int = 0
@@ -92,8 +100,12 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"atac_encoder_input": "gene_activity", "normalize_output": False},
-    "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10, "epoch_budget_cells": 2_000_000},
+    "paper": {"atac_encoder_input": "gene_activity", "normalize_output": False, "similarity": "dot",
+              "target": "counts", "decoder": "per_feature", "mnn_k": 200, "smooth_k": 0, "n_pcs": 100,
+              "min_shared_genes": 20},
+    "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10, "epoch_budget_cells": 2_000_000,
+                "min_steps": 200, "alpha": 1.0, "beta": 1.0, "gamma_rna": 20.0, "gamma_other": 20.0,
+                "target": "scaled", "decoder": "per_feature", "metacells": "joint", "sketch_values": "scaled"},
 }
 
 

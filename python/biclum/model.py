@@ -306,7 +306,7 @@ class BiCLUM:
                             sketch_dim=m.n_metacells, hidden_dims=m.hidden_dims, latent_dim=m.latent_dim,
                             dropout=m.dropout, negative_slope=m.negative_slope,
                             decode_normalized=m.normalize_output and m.decoder == "per_feature",
-                            feature_scale=m.decoder == "per_feature")
+                            feature_scale=m.decoder == "per_feature", feature_residual=m.feature_residual)
 
     # ================================================================== training
     def fit(self, max_epochs: Optional[int] = None, *, progress: bool = True, checkpoint_dir: Optional[str] = None,
@@ -337,20 +337,27 @@ class BiCLUM:
         return self
 
     def _budget_epochs(self) -> int:
-        """The config's max_epochs, capped for atlases by ``epoch_budget_cells`` (as scvi-tools scales its epoch
-        default down with the number of cells): the cap keeps the number of optimisation steps, not epochs, about
-        constant above ``epoch_budget_cells / max_epochs`` cells per modality. Logged when it applies."""
+        """The config's max_epochs, raised for small data to reach ``min_steps`` optimisation steps (500 cells make
+        one step an epoch) and capped for atlases by ``epoch_budget_cells`` (as scvi-tools scales its epoch default
+        down with the number of cells): the cap keeps the number of steps, not epochs, about constant above
+        ``epoch_budget_cells / max_epochs`` cells per modality. Logged when either applies."""
         t = self.config.train
         n = max(self._data.pcs[m].shape[0] for m in MODALITIES)
+        epochs = int(t.max_epochs)
+        steps_per_epoch = int(np.ceil(n / max(1, min(t.batch_size, n))))
+        if t.min_steps and epochs * steps_per_epoch < t.min_steps:
+            epochs = int(np.ceil(t.min_steps / steps_per_epoch))
+            logger.info("step budget: %d epochs of %d steps instead of max_epochs=%d (min_steps=%d; pass max_epochs "
+                        "to fit, or min_steps=0, to override)", epochs, steps_per_epoch, t.max_epochs, t.min_steps)
         if not t.epoch_budget_cells:
-            return int(t.max_epochs)
+            return epochs
         capped = max(int(t.min_budget_epochs), int(np.ceil(t.epoch_budget_cells / n)))
-        if capped < t.max_epochs:
+        if capped < epochs:
             logger.info("epoch budget: %d epochs instead of max_epochs=%d for %d cells per modality "
                         "(epoch_budget_cells=%d; pass max_epochs to fit, or epoch_budget_cells=0, to override)",
                         capped, t.max_epochs, n, t.epoch_budget_cells)
             return capped
-        return int(t.max_epochs)
+        return epochs
 
     def _refresh_pairs(self, module) -> dict:
         """MNN pairs re-found in the current joint embedding (``refresh_pairs_every``)."""
@@ -392,7 +399,7 @@ class BiCLUM:
         """Latent embeddings of the model's features (genes) of ``modality``, as a DataFrame indexed by gene."""
         self._check_modality_name(modality)
         self.module.eval()
-        emb = self.module.feature_encoders[modality](torch.as_tensor(self.sketches[modality], device=self._device()))
+        emb = self.module.encode_features(modality, torch.as_tensor(self.sketches[modality], device=self._device()))
         return pd.DataFrame(emb.cpu().numpy(), index=pd.Index(self.features[modality], name="gene"))
 
     @staticmethod

@@ -46,12 +46,13 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float, similarity: str = "cos
 class BiCLUMModule(nn.Module):
     def __init__(self, n_pcs: dict, n_features: dict, sketch_dim: int, hidden_dims: Sequence[int] = (256, 256),
                  latent_dim: int = 50, dropout: float = 0.2, negative_slope: float = 0.2,
-                 decode_normalized: bool = False, feature_scale: bool = False):
+                 decode_normalized: bool = False, feature_scale: bool = False, feature_residual: bool = False):
         super().__init__()
         self.init_params = dict(n_pcs=dict(n_pcs), n_features=dict(n_features), sketch_dim=int(sketch_dim),
                                 hidden_dims=[int(h) for h in hidden_dims], latent_dim=int(latent_dim),
                                 dropout=float(dropout), negative_slope=float(negative_slope),
-                                decode_normalized=bool(decode_normalized), feature_scale=bool(feature_scale))
+                                decode_normalized=bool(decode_normalized), feature_scale=bool(feature_scale),
+                                feature_residual=bool(feature_residual))
         self.decode_normalized = decode_normalized
         self.cell_encoders = nn.ModuleDict(
             {m: mlp(n_pcs[m], hidden_dims, latent_dim, dropout, negative_slope) for m in MODALITIES})
@@ -60,13 +61,17 @@ class BiCLUMModule(nn.Module):
         scale_shape = {m: (n_features[m],) if feature_scale else () for m in MODALITIES}
         self.log_scale = nn.ParameterDict({m: nn.Parameter(torch.zeros(scale_shape[m])) for m in MODALITIES})
         self.bias = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_features[m])) for m in MODALITIES})
+        self.residual = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_features[m], latent_dim))
+                                          for m in MODALITIES}) if feature_residual else None
 
     # inference
     def encode_cells(self, modality: str, pcs: torch.Tensor) -> torch.Tensor:
         return self.cell_encoders[modality](pcs)
 
     def encode_features(self, modality: str, sketch: torch.Tensor) -> torch.Tensor:
-        return self.feature_encoders[modality](sketch)
+        """Feature embeddings from the sketches of all the modality's features (in the model's feature order)."""
+        emb = self.feature_encoders[modality](sketch)
+        return emb + self.residual[modality] if self.residual is not None else emb
 
     # generative
     def decode(self, modality: str, cell_emb: torch.Tensor, feature_emb: torch.Tensor) -> torch.Tensor:
