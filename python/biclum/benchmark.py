@@ -36,6 +36,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -285,7 +286,11 @@ def _method_unavailable(method: str) -> Optional[str]:
         from .baselines import peer_available, peer_python
 
         ok, why = peer_available(PEER_PACKAGES[method])
-        return None if ok or peer_python(PEER_PACKAGES[method]) else why
+        if not (ok or peer_python(PEER_PACKAGES[method])):
+            return why
+        if method == "scglue" and shutil.which("bedtools") is None:
+            return "scglue's guidance graph needs the bedtools program (Debian: apt-get install bedtools)"
+        return None
     if method == "biclum":
         try:
             from .api import integrate  # noqa: F401

@@ -256,10 +256,6 @@ def test_scglue_two_epochs_on_archr_pbmc(shared_data):
     why = BM._method_unavailable("scglue")
     if why:
         pytest.skip(why)
-    import shutil
-
-    if shutil.which("bedtools") is None:
-        pytest.skip("scglue's guidance graph needs the bedtools program (apt-get install bedtools)")
     table = BM.run_benchmark([BM.BenchmarkInput("pbmc_small", data_dir=str(shared_data))], ["scglue"], nmi=False,
                              umap=False, scglue_epochs=2)
     row = table.iloc[0]
