@@ -262,3 +262,16 @@ def test_scglue_two_epochs_on_archr_pbmc(shared_data):
     assert row["status"] == "ok", row["status"]
     assert row["epoch_budget"] == "at most 2 pretraining + 2 fine-tuning epochs"
     assert np.isfinite(row["transfer_rna_to_other"]) and row["wall_s"] > 0
+
+
+@pytest.mark.parametrize("command, option", [("benchmark", "--scglue-epochs"), ("ablation", "--dataset")])
+def test_cli_delegates_leading_options(command, option, capsys):
+    """`biclum benchmark --datasets ...`: options right after the subcommand reach its own parser."""
+    from biclum.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and option in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--no-such-option"])
+    assert exc.value.code == 2 and "unrecognized arguments: --no-such-option" in capsys.readouterr().err
