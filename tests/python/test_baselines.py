@@ -236,16 +236,22 @@ def test_cli_config_parsing():
         BM._parse_config(["mnn_k"])
 
 
+def _peer_row(method, dataset, shared_data, **kw):
+    """The runner's row for one peer on one shared dataset (skipped with the reason when the peer is missing)."""
+    why = BM._method_unavailable(method)
+    if why:
+        pytest.skip(why)
+    table = BM.run_benchmark([BM.BenchmarkInput(dataset, data_dir=str(shared_data))], [method], nmi=False,
+                             umap=False, **kw)
+    row = table.iloc[0]
+    assert row["status"] == "ok", row["status"]
+    return row
+
+
 @pytest.mark.slow
 def test_maxfuse_on_eccite(shared_data):
     """MaxFuse through the runner, with biclum's antibody -> gene mapping (../shared/ANCHORS.md: FOSCTTM 0.293)."""
-    why = BM._method_unavailable("maxfuse")
-    if why:
-        pytest.skip(why)
-    table = BM.run_benchmark([BM.BenchmarkInput("eccite", data_dir=str(shared_data))], ["maxfuse"], nmi=False,
-                             umap=False)
-    row = table.iloc[0]
-    assert row["status"] == "ok"
+    row = _peer_row("maxfuse", "eccite", shared_data)
     assert row["foscttm"] < 0.35  # five runs here: 0.288-0.304 (MaxFuse is not bitwise reproducible)
     assert row["transfer_rna_to_other"] > 0.6
 
@@ -253,13 +259,7 @@ def test_maxfuse_on_eccite(shared_data):
 @pytest.mark.slow
 def test_scglue_two_epochs_on_archr_pbmc(shared_data):
     """scGLUE runs through the runner on the unpaired ArchR PBMC (2 epochs per stage; too few to score well)."""
-    why = BM._method_unavailable("scglue")
-    if why:
-        pytest.skip(why)
-    table = BM.run_benchmark([BM.BenchmarkInput("pbmc_small", data_dir=str(shared_data))], ["scglue"], nmi=False,
-                             umap=False, scglue_epochs=2)
-    row = table.iloc[0]
-    assert row["status"] == "ok", row["status"]
+    row = _peer_row("scglue", "pbmc_small", shared_data, scglue_epochs=2)
     assert row["epoch_budget"] == "at most 2 pretraining + 2 fine-tuning epochs"
     assert np.isfinite(row["transfer_rna_to_other"]) and row["wall_s"] > 0
 
