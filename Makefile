@@ -4,7 +4,7 @@ export BICLUM_SHARED_DATA ?= $(abspath ../shared/data)
 export RETICULATE_PYTHON ?= $(shell command -v $(PYTHON))
 DEMO_OUT ?= demo_out
 
-.PHONY: setup demo test test-python test-r check-r clean
+.PHONY: setup demo test test-python test-r check-r clean results peers
 
 setup:
 	bash scripts/setup.sh
@@ -24,9 +24,44 @@ check-r:
 	R CMD build .
 	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual biclum_*.tar.gz
 	@if grep -q "WARNING\|ERROR" biclum.Rcheck/00check.log; then echo "R CMD check has warnings or errors"; exit 1; fi
+	$(PYTHON) scripts/check_r_tests.py biclum.Rcheck
 
 test-r:
 	Rscript -e 'testthat::test_local(".", reporter = "summary", stop_on_failure = TRUE)'
 
 clean:
 	rm -rf $(DEMO_OUT) biclum_*.tar.gz biclum.Rcheck .setup-done
+
+# Optional peers of `biclum benchmark` (MaxFuse, scGLUE) in their own environment, sharing this one's numpy,
+# anndata and torch (--system-site-packages); scGLUE's guidance graph also needs the bedtools program.
+PEERS_VENV ?= .venv-peers
+peers:
+	$(PYTHON) -m venv --system-site-packages $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install maxfuse scglue
+	@command -v bedtools >/dev/null || echo "peers: scGLUE needs bedtools (Debian: apt-get install bedtools)"
+
+# Regenerate every file under benchmarks/results (hours on 2 cores). Each step writes its own file(s); files the
+# scripts append to are removed first. Per-step wall times and the total: benchmarks/results/make_results.md.
+RESULTS := benchmarks/results
+SEEDS ?= 0 1 2
+SCALE_CELLS ?= 10000 20000 40000
+BICLUM_PEERS_PYTHON ?= $(if $(wildcard $(PEERS_VENV)/bin/python),$(abspath $(PEERS_VENV)/bin/python),)
+export BICLUM_PEERS_PYTHON
+STEP = RESULTS_TIMES=$(RESULTS)/tmp/make_results_times.tsv bash scripts/timed_step.sh
+results:
+	mkdir -p $(RESULTS)/tmp && rm -f $(RESULTS)/tmp/make_results_times.tsv
+	rm -f $(RESULTS)/snareseq_core.md $(RESULTS)/distributed_snare.md $(RESULTS)/scale.md
+	$(STEP) all_datasets $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1
+	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
+	$(STEP) snareseq_core $(PYTHON) benchmarks/snareseq_core.py
+	$(STEP) query_mapping $(PYTHON) benchmarks/query_mapping.py
+	$(STEP) downstream_snare $(PYTHON) benchmarks/downstream_snare.py --embedding biclum
+	$(STEP) distributed_snare $(PYTHON) benchmarks/distributed_snare.py --threads 1
+	$(STEP) scale $(PYTHON) benchmarks/scale.py --cells $(SCALE_CELLS)
+	$(STEP) prior_gene_activity $(PYTHON) benchmarks/prior_gene_activity.py
+	$(STEP) threads_busy $(PYTHON) benchmarks/threads_busy.py
+	$(STEP) bridge_speed Rscript benchmarks/bridge_speed.R
+	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets snareseq eccite reapseq \
+	    --methods biclum pca seurat scglue maxfuse --out $(RESULTS) --name benchmark_snareseq_eccite_reapseq
+	$(STEP) ablation $(PYTHON) -m biclum.cli ablation --dataset snareseq --out $(RESULTS) --name ablation_snareseq
+	bash scripts/timed_step.sh --summary $(RESULTS)/make_results.md

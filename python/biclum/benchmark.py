@@ -18,20 +18,25 @@ Every run (one method on one dataset, or one biclum configuration) goes through 
 4. a UMAP figure per run (coloured by modality and by cell type) when umap-learn is installed.
 
 Methods: ``biclum`` (:func:`biclum.integrate`), ``pca`` (:func:`biclum.baselines.pca_floor`), ``seurat``
-(:func:`biclum.baselines.seurat_cca`, skipped when R/Seurat are missing) and ``scglue`` (skipped unless the scglue
-package is installed; ATAC only). A skipped or failed run is a table row with its reason in ``status``.
+(:func:`biclum.baselines.seurat_cca`, skipped when R/Seurat are missing), ``scglue``
+(:func:`biclum.baselines.scglue_baseline`, ATAC only; its per-stage epoch cap ``scglue_epochs`` is stated in the
+``epoch_budget`` column) and ``maxfuse`` (:func:`biclum.baselines.maxfuse_baseline`, protein only). The two peers
+get the prior knowledge biclum gets (scGLUE: the same gene annotation for its guidance graph; MaxFuse: biclum's
+antibody -> gene mapping) and are skipped unless their package imports here or in ``BICLUM_PEERS_PYTHON`` (a
+separate environment, ``make peers``; their worker process then runs with that interpreter). A skipped or failed
+run is a table row with its reason in ``status``.
 
 Entry points for the CLI: :func:`main_benchmark`, :func:`main_ablation`, :func:`main_sensitivity` (``argv`` lists).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +58,13 @@ __all__ = [
     "SENSITIVITY_GRID",
 ]
 
-METHODS = ("biclum", "pca", "seurat", "scglue")
+METHODS = ("biclum", "pca", "seurat", "scglue", "maxfuse")
+
+#: peer methods and the pip package each needs (may be installed in a separate environment, BICLUM_PEERS_PYTHON)
+PEER_PACKAGES = {"scglue": "scglue", "maxfuse": "maxfuse"}
+
+#: scGLUE's default epoch cap per stage here (pretraining and fine-tuning); ../shared/ANCHORS.md ran 8 + 8
+SCGLUE_EPOCHS = 8
 
 #: the ablations of the BiCLUM paper: config overrides of :func:`biclum.integrate`
 ABLATIONS: Dict[str, Dict[str, float]] = {
@@ -222,11 +233,27 @@ def _run_scglue(prep, seed, max_epochs, config):
     from .baselines import scglue_baseline
 
     if prep["modality"] != "atac":
-        raise _Skip("the scGLUE baseline here supports ATAC only")
-    out = scglue_baseline(prep["rna"], prep["other"], prep["annotation"], seed=seed, max_epochs=max_epochs,
-                          **(config or {}))
+        raise _Skip("the scglue baseline here supports ATAC only")
+    cfg = dict(config or {})
+    epochs = cfg.pop("max_epochs", SCGLUE_EPOCHS)
+    info: dict = {}
+    out = scglue_baseline(prep["rna"], prep["other"], prep["annotation"], seed=seed, max_epochs=epochs, info=info,
+                          **cfg)
     if out is None:
-        raise _Skip("scglue is not installed")
+        raise _Skip("scglue is not installed (pip install scglue)")
+    budget = ("scglue's own (data-size dependent)" if epochs is None else
+              f"at most {epochs} pretraining + {epochs} fine-tuning epochs")
+    return out[0], out[1], {"epoch_budget": budget, **info}
+
+
+def _run_maxfuse(prep, seed, max_epochs, config):
+    from .baselines import maxfuse_baseline
+
+    if prep["modality"] != "protein":
+        raise _Skip("the maxfuse baseline here supports protein only")
+    out = maxfuse_baseline(prep["rna"], prep["other"], seed=seed, **(config or {}))
+    if out is None:
+        raise _Skip("maxfuse is not installed (pip install maxfuse)")
     return out[0], out[1], {}
 
 
@@ -241,7 +268,7 @@ def _looks_like_peaks(adata) -> bool:
 
 
 _RUNNERS: Dict[str, Callable] = {"biclum": _run_biclum, "pca": _run_pca, "seurat": _run_seurat,
-                                 "scglue": _run_scglue}
+                                 "scglue": _run_scglue, "maxfuse": _run_maxfuse}
 
 
 class _Skip(Exception):
@@ -255,8 +282,15 @@ def _method_unavailable(method: str) -> Optional[str]:
 
         ok, why = seurat_available()
         return None if ok else why
-    if method == "scglue":
-        return None if importlib.util.find_spec("scglue") is not None else "scglue is not installed"
+    if method in PEER_PACKAGES:
+        from .baselines import peer_available, peer_python
+
+        ok, why = peer_available(PEER_PACKAGES[method])
+        if not (ok or peer_python(PEER_PACKAGES[method])):
+            return why
+        if method == "scglue" and shutil.which("bedtools") is None:
+            return "scglue's guidance graph needs the bedtools program (Debian: apt-get install bedtools)"
+        return None
     if method == "biclum":
         try:
             from .api import integrate  # noqa: F401
@@ -412,6 +446,16 @@ def _run_streaming(cmd: List[str], env: dict, timeout: Optional[float], prefix: 
     return (None if timed_out.is_set() else proc.returncode), list(tail)
 
 
+def _worker_python(method: str) -> str:
+    """This interpreter, or BICLUM_PEERS_PYTHON for a peer whose package imports only there."""
+    if method in PEER_PACKAGES:
+        from .baselines import peer_available, peer_python
+
+        if not peer_available(PEER_PACKAGES[method])[0]:
+            return peer_python(PEER_PACKAGES[method]) or sys.executable
+    return sys.executable
+
+
 def run_method(dataset, method: str, *, seed: int = 0, max_epochs: Optional[int] = None,
                config: Optional[dict] = None, isolate: bool = True, timeout: Optional[float] = None,
                tmpdir: Optional[str] = None) -> dict:
@@ -429,7 +473,11 @@ def run_method(dataset, method: str, *, seed: int = 0, max_epochs: Optional[int]
     if why:
         logger.warning("benchmark: %s on %s skipped: %s", method, ds.name, why)
         return {**empty, "status": f"skipped: {why}"}
+    python = _worker_python(method)
     if not isolate:
+        if python != sys.executable:
+            return {**empty, "status": f"skipped: {method} is installed only in BICLUM_PEERS_PYTHON={python}; "
+                                       "run with isolate=True (drop --no-isolate)"}
         try:
             return {"status": "ok", **_run_here(ds.load(), method, seed, max_epochs, config, measure_memory=False)}
         except _Skip as exc:
@@ -439,9 +487,12 @@ def run_method(dataset, method: str, *, seed: int = 0, max_epochs: Optional[int]
         job = {"dataset": ds.spec(tmp), "method": method, "seed": seed, "max_epochs": max_epochs,
                "config": config or {}, "out": str(tmp / "result")}
         (tmp / "job.json").write_text(json.dumps(job))
-        cmd = [sys.executable, "-m", "biclum.benchmark", "--worker", str(tmp / "job.json")]
-        logger.info("benchmark: %s on %s (child process)", method, ds.name)
-        env = {**os.environ, "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore")}
+        cmd = [python, "-m", "biclum.benchmark", "--worker", str(tmp / "job.json")]
+        logger.info("benchmark: %s on %s (child process%s)", method, ds.name,
+                    "" if python == sys.executable else f", {python}")
+        src = str(Path(__file__).resolve().parents[1])  # this biclum, also for a peer environment's interpreter
+        env = {**os.environ, "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore"),
+               "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
         returncode, lines = _run_streaming(cmd, env, timeout, prefix=f"  [{ds.name}/{method}] ")
         if returncode is None:
             return {**empty, "status": f"failed: timeout after {timeout} s"}
@@ -542,7 +593,8 @@ def _row(dataset: str, method: str, res: dict, scores: dict, **label) -> dict:
 
 
 def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca", "seurat"), *, seed: int = 0,
-                  max_epochs: Optional[int] = None, biclum_config: Optional[dict] = None, nmi: bool = True,
+                  max_epochs: Optional[int] = None, biclum_config: Optional[dict] = None,
+                  scglue_epochs: Optional[int] = SCGLUE_EPOCHS, nmi: bool = True,
                   umap: bool = True, out_dir=None, isolate: bool = True, timeout: Optional[float] = None,
                   command: Optional[str] = None, table_name: str = "benchmark") -> pd.DataFrame:
     """Run every method on every dataset and score them with the same metrics.
@@ -552,11 +604,14 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
     datasets
         Shared dataset names (``"snareseq"``, ``"eccite"``, ``"pbmc_small"``, ...) and/or :class:`BenchmarkInput`.
     methods
-        Any of ``"biclum"``, ``"pca"``, ``"seurat"``, ``"scglue"``; a method whose tool is missing gives a
-        ``skipped: ...`` row.
+        Any of ``"biclum"``, ``"pca"``, ``"seurat"``, ``"scglue"`` (ATAC), ``"maxfuse"`` (protein); a method whose
+        tool is missing, or that does not handle the dataset's modality, gives a ``skipped: ...`` row.
     seed, max_epochs, biclum_config
         Passed to :func:`biclum.integrate` (``biclum_config`` = config overrides); ``seed`` also seeds the
         baselines, the metrics' subsampling and the UMAPs.
+    scglue_epochs
+        scGLUE's epoch cap for each of its two stages (None = scglue's own, data-size dependent budget: hours on
+        SNARE-seq on 2 cores); stated in the table's ``epoch_budget`` column.
     nmi
         Compute NMI (20 Leiden runs per method; 2 passes each, subsampled to 10,000 cells, see
         :func:`biclum.metrics.evaluate`).
@@ -581,7 +636,8 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
     for ds in map(_as_input, datasets):
         prep = ds.load()
         for method in methods:
-            cfg = biclum_config if method == "biclum" else None
+            cfg = (biclum_config if method == "biclum" else
+                   {"max_epochs": scglue_epochs} if method == "scglue" else None)
             res = run_method(ds, method, seed=seed, max_epochs=max_epochs, config=cfg, isolate=isolate,
                              timeout=timeout)
             scores = _score(prep, res, nmi, seed)
@@ -774,7 +830,8 @@ def write_table(table: pd.DataFrame, stem, *, title: str = "biclum benchmark", c
               "omics_mixing / biology_conservation as in the BiCLUM paper. wall_s: the method call only; "
               "cpu_s: CPU time of the worker and its children (Rscript) during the call; "
               "peak_rss_mb: peak resident memory of the method's own worker process and its children (Rscript) "
-              "together, including interpreter and loaded inputs (rss_inputs_mb).", ""]
+              "together, including interpreter and loaded inputs (rss_inputs_mb). epochs: biclum's epochs run; "
+              "epoch_budget: scGLUE's epoch cap.", ""]
     lines.append(_markdown(show, digits))
     md_path.write_text("\n".join(lines) + "\n")
     logger.info("wrote %s and %s", md_path, csv_path)
@@ -845,12 +902,16 @@ def main_benchmark(argv: Optional[Sequence[str]] = None, prog: str = "biclum ben
     p.add_argument("--datasets", nargs="+", default=["snareseq", "eccite"])
     p.add_argument("--methods", nargs="+", default=["biclum", "pca", "seurat"], choices=list(METHODS))
     p.add_argument("--no-umap", action="store_true")
+    p.add_argument("--scglue-epochs", type=int, default=SCGLUE_EPOCHS,
+                   help=f"scGLUE epoch cap per stage (pretraining, fine-tuning); 0 = scglue's own budget "
+                        f"(default {SCGLUE_EPOCHS})")
     _common_args(p)
     a = p.parse_args(argv)
     if a.quiet:
         logger.setLevel("WARNING")
     table = run_benchmark([BenchmarkInput(d, data_dir=a.data_dir) for d in a.datasets], a.methods, seed=a.seed,
-                          max_epochs=a.max_epochs, biclum_config=_parse_config(a.config), nmi=not a.no_nmi,
+                          max_epochs=a.max_epochs, biclum_config=_parse_config(a.config),
+                          scglue_epochs=a.scglue_epochs or None, nmi=not a.no_nmi,
                           umap=not a.no_umap, out_dir=a.out, isolate=not a.no_isolate, timeout=a.timeout,
                           command=_command(prog, argv), table_name=a.name or "benchmark")
     print(_markdown(table.drop(columns=[c for c in table.columns if table[c].isna().all()]), 3))

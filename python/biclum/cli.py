@@ -20,6 +20,9 @@ from pathlib import Path
 
 from ._logging import logger, set_verbosity
 
+#: subcommands whose options are parsed by biclum.benchmark (main_benchmark, main_ablation, main_sensitivity)
+DELEGATED = ("benchmark", "ablation", "sensitivity")
+
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rna", help="RNA counts, cells x genes (.h5ad)")
@@ -184,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_simulate)
-    for name in ("benchmark", "ablation", "sensitivity"):
+    for name in DELEGATED:
         p = sub.add_parser(name, help=f"{name} (see `biclum {name} --help`)", add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=_delegate(name), quiet=False)
@@ -210,7 +213,11 @@ def main(argv=None) -> int:
 
     from .errors import BiclumError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:  # their own parser reads every option (REMAINDER misses a leading one)
+        args = argparse.Namespace(command=argv[0], rest=argv[1:], func=_delegate(argv[0]), quiet=False)
+    else:
+        args = build_parser().parse_args(argv)
     if getattr(args, "quiet", False):
         set_verbosity("WARNING")
     debug = getattr(args, "debug", False)

@@ -93,9 +93,10 @@ def test_inputs_not_modified(sim_atac):
     assert not rna.obsm and not atac.obsm and "biclum" not in rna.uns
 
 
-def test_same_seed_identical(sim_atac):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_identical(sim_atac, threads):
     rna, atac, ann = sim_atac
-    fixed = {**SMALL, "num_threads": 1}  # bitwise reproducibility needs a fixed thread count
+    fixed = {**SMALL, "num_threads": threads}  # bitwise reproducibility needs a fixed thread count
     r1 = biclum.integrate(rna, atac, "atac", ann, max_epochs=2, progress=False, seed=7, **fixed)
     r2 = biclum.integrate(rna, atac, "atac", ann, max_epochs=2, progress=False, seed=7, **fixed)
     assert np.abs(r1.rna.obsm["X_biclum"] - r2.rna.obsm["X_biclum"]).max() == 0

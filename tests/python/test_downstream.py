@@ -240,7 +240,14 @@ def test_tf_activity_wmean_perm_gmt_and_compare(tmp_path):
     cmp_ = ds.compare_tf_activity(act_rna, a.obs["cell_type"], act_oth, other.obs["cell_type"])
     assert cmp_["agree"].all() and (cmp_["pearson_r"] > 0.9).all()
     fig = ds.plot_tf_activity(cmp_)
-    assert fig is not None
+    heat = [ax for ax in fig.axes if ax.get_images()]
+    assert len(heat) == 2  # one heatmap per modality (plus their colour bars)
+    by = cmp_.attrs["by_group"]
+    for ax, name in zip(heat, by):
+        assert ax.get_title().startswith(f"TF activity ({name})")
+        assert ax.get_images()[0].get_array().shape == by[name].shape
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(by[name].columns)
+    assert f"top type agrees for {int(cmp_['agree'].sum())}/{len(cmp_)} TFs" in fig._suptitle.get_text()
     with pytest.raises(BiclumInputError, match="no TF has"):
         ds.tf_activity(a, {"TFZ": ["x", "y"]})
 
@@ -305,8 +312,16 @@ def test_cross_modal_markers_embedding_markers_and_overlap():
     for t, genes_t in up.items():
         assert set(em[em.group == f"T{t}"].head(4)["gene"]) == {f"G{g}" for g in genes_t}
     fig = ds.plot_marker_dotplot(rna, cm[cm.modality == "rna"], "cell_type", n_top=2)
+    ax = fig.axes[0]
+    genes = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(genes) == 6 and set(genes) <= set(rna.var_names)  # 2 markers x 3 types
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["T0", "T1", "T2"]
+    assert len(ax.collections[0].get_offsets()) == 6 * 3  # one dot per gene and type
     fig2 = ds.plot_marker_overlap(ov)
-    assert fig is not None and fig2 is not None
+    ax2 = fig2.axes[0]
+    assert len(ax2.patches) == 2 * 3  # observed and expected bars per type
+    assert sorted(p.get_height() for p in ax2.patches[:3]) == sorted(ov.loc[ov.group != "all", "overlap"])
+    assert "all types: 12 shared" in ax2.get_title()
 
 
 # ----------------------------------------------------------------------------------------------- enrichment
@@ -332,7 +347,11 @@ def test_enrichment_planted_set_is_top_and_p_is_hypergeometric(tmp_path):
                                                                                    np.zeros(480)]})
     em = ds.enrich_markers(markers, sets, n_top=20)
     assert em.iloc[0]["term"] == "PLANTED" and em.iloc[0]["query"] == "A"
-    assert ds.plot_enrichment(enr, n_top=3) is not None
+    fig = ds.plot_enrichment(enr, n_top=3)
+    ax = fig.axes[0]
+    terms = [t.get_text() for t in ax.get_yticklabels()]
+    assert terms[0] == "PLANTED" and len(terms) == 3  # one query: its 3 best terms, best first
+    assert len(ax.collections[0].get_offsets()) == 3
 
 
 # --------------------------------------------------------------------------------------------- interactions
@@ -356,7 +375,11 @@ def test_ligand_receptor_planted_pair_significant():
                               score="mean")
     t2 = res2.iloc[0]
     assert (t2.ligand, t2.receptor, t2.sender, t2.receiver) == ("L0", "R0", "T0", "T2") and t2.fdr < 0.05
-    assert ds.plot_interactions(res, n_top=10) is not None
+    fig = ds.plot_interactions(res, n_top=10)
+    ax = fig.axes[0]
+    pairs = [t.get_text() for t in ax.get_yticklabels()]
+    assert pairs[0] == "L0 -> R0" and "T0 -> T2" in [t.get_text() for t in ax.get_xticklabels()]
+    assert 1 <= len(ax.collections[0].get_offsets()) <= 10
     with pytest.raises(BiclumInputError, match="no pair"):
         ds.ligand_receptor(a, "cell_type", pd.DataFrame({"ligand": ["x"], "receptor": ["y"]}), n_perm=1)
 

@@ -133,11 +133,34 @@ def test_omics_mixing_scores():
     assert M.avg_silhouette_width_batch(apart, batch, cts) < 0.01
 
 
-def test_seurat_alignment_score_is_reproducible():
+def _seurat_alignment_reference(x, b, random_state, neighbor_frac=0.01, n_repeats=4):
+    """scglue's seurat_alignment_score written out with sklearn's exact kNN (independent of biclum.metrics)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rs = np.random.RandomState(random_state)
+    groups = [np.where(b == u)[0] for u in np.unique(b)]
+    m = min(len(g) for g in groups)
+    scores = []
+    for _ in range(n_repeats):
+        sub = np.concatenate([rs.choice(g, m, replace=False) for g in groups])
+        k = max(round(len(sub) * neighbor_frac), 1)
+        nni = NearestNeighbors(n_neighbors=k + 1).fit(x[sub]).kneighbors(x[sub], return_distance=False)
+        same = (b[sub][nni[:, 1:]] == b[sub][:, None]).sum(axis=1).mean()
+        scores.append(min((k - same) * len(groups) / (k * (len(groups) - 1)), 1.0))
+    return float(np.mean(scores))
+
+
+def test_seurat_alignment_score_matches_reference_and_uses_the_seed():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(200, 4))
     b = rng.choice(["a", "b"], size=200)
-    assert M.seurat_alignment_score(x, b, random_state=5) == M.seurat_alignment_score(x, b, random_state=5)
+    x[b == "a"] += 1.0  # partly mixed: a score strictly between 0 and 1, sensitive to the subsample
+    for seed in (5, 6):
+        assert M.seurat_alignment_score(x, b, random_state=seed, neighbor_frac=0.05) == pytest.approx(
+            _seurat_alignment_reference(x, b, seed, neighbor_frac=0.05), abs=1e-12)
+    by_seed = {M.seurat_alignment_score(x, b, random_state=s, neighbor_frac=0.05) for s in range(5)}
+    assert len(by_seed) > 1  # the seed draws the subsamples
+    assert 0.05 < min(by_seed) and max(by_seed) < 0.95
 
 
 def test_neighbor_conservation():
@@ -217,7 +240,10 @@ def test_evaluate_without_labels_and_unpaired():
 def test_evaluate_nmi_subsample_and_errors():
     x, y = _blobs(n_per=60)
     res = M.evaluate(x, x + 0.1, y, y, nmi=True, max_cells_for_nmi=100, max_cells_for_silhouette=150)
-    assert 0 <= res["nmi"] <= 1 and 0 <= res["asw_celltype"] <= 1
+    # three well-separated types: the subsampled NMI finds them, and the subsampled ASW is that of the full data
+    assert res["nmi"] == pytest.approx(1.0, abs=0.02)
+    full = M.evaluate(x, x + 0.1, y, y, nmi=False, max_cells_for_silhouette=None)
+    assert res["asw_celltype"] == pytest.approx(full["asw_celltype"], abs=0.02) and res["asw_celltype"] > 0.9
     with pytest.raises(BiclumInputError, match="paired=True"):
         M.evaluate(x, x[:10], paired=True)
     with pytest.raises(BiclumInputError, match="dimensions"):

@@ -70,10 +70,13 @@ def test_nan_loss_stops_with_message_and_finite_model(sim):
     model.fit(2, progress=False)  # some good epochs first
     calls = {"n": 0}
     original = model.module.loss
+    before_nan = {}
 
     def poisoned(*args, **kwargs):
-        terms = original(*args, **kwargs)
         calls["n"] += 1
+        if calls["n"] == 3:  # the weights after the last good step (the forward pass may move BatchNorm stats)
+            before_nan.update({k: v.detach().clone() for k, v in model.module.state_dict().items()})
+        terms = original(*args, **kwargs)
         if calls["n"] == 3:
             terms["cell"] = terms["cell"] * float("nan")
             terms["total"] = terms["total"] + terms["cell"]
@@ -99,6 +102,14 @@ def test_nan_loss_stops_with_message_and_finite_model(sim):
         training.Trainer = real_trainer
         model_mod.Trainer = real_trainer
     assert model.train_status.startswith("stopped: non-finite loss")
+    # the model keeps the last good weights: those before the NaN step (not the first epochs' best, not a
+    # partial update)
+    after = model.module.state_dict()
+    assert set(after) == set(before_nan)
+    params = {name for name, _ in model.module.named_parameters()}
+    for k, v in after.items():
+        if k in params:
+            assert torch.equal(v, before_nan[k]), k
     for m in ("rna", "other"):
         assert np.isfinite(model.get_cell_embeddings(m)).all()
 

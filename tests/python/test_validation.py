@@ -119,7 +119,7 @@ def test_annotation_of_other_genome_warns(sim):
     shifted = ann.copy()
     shifted["start"] += 5_000_000
     shifted["end"] += 5_000_000
-    with pytest.raises(BiclumInputError):  # no peak overlaps any gene ...
+    with pytest.raises(BiclumInputError, match="no peak of atac overlaps any gene window"):
         with pytest.warns(BiclumWarning, match="(?i)genome|TSS"):  # ... after the genome check warned
             biclum.BiCLUM(rna, atac, "atac", shifted, **SMALL)
 
