@@ -132,7 +132,9 @@ def auto_mnn_k(n_rna: int, n_other: int, requested=None, ceiling: int = 200, flo
     cell-level loss then aligns random cells; the reference code used 20-500 by data set size."""
     n = min(n_rna, n_other)
     if requested:
-        return int(min(int(requested), n))
+        from .validation import cap_to_data
+
+        return cap_to_data(int(requested), n, "mnn_k")
     return int(min(n, max(floor, min(ceiling, round(0.02 * n)))))
 
 

@@ -77,7 +77,7 @@ def test_integrate_writes_results(fitted, sim_atac):
     assert np.all(res.rna.varm["biclum_loadings"][~used] == 0) and np.any(res.rna.varm["biclum_loadings"][used] != 0)
     assert res.rna.X is None and res.other.X is None
     params = res.rna.uns["biclum"]["params"]
-    assert params["mnn_k"] == 20 and params["alpha"] == 1e4 and params["preset"] == "default"
+    assert params["mnn_k"] == 20 and params["alpha"] == 1.0 and params["preset"] == "default"
     assert len(res.history) == 3 and {"cell", "feature", "recon_rna", "recon_other"} <= set(res.history[0])
     assert np.isfinite(res.rna.obsm["X_biclum"]).all()
 
@@ -142,7 +142,7 @@ def _small(sim):
 def test_error_no_shared_genes(sim_atac):
     rna, atac, ann = _small(sim_atac)
     rna.var_names = [f"other_{g}" for g in rna.var_names]
-    with pytest.raises(BiclumInputError, match=r"share 0 genes but biclum needs at least 20"):
+    with pytest.raises(BiclumInputError, match=r"share 0 genes but biclum needs at least 5"):
         biclum.BiCLUM(rna, atac, "atac", ann, **SMALL)
 
 

@@ -129,7 +129,8 @@ def test_mnn_with_missing_neighbours(monkeypatch):
 
 def test_epoch_budget_caps_epochs_for_atlases(caplog):
     rna, atac, ann = simulate(300, modality="atac", seed=4)
-    model = biclum.BiCLUM(rna, atac, "atac", ann, epoch_budget_cells=600, batch_size=128, num_threads=1)
+    model = biclum.BiCLUM(rna, atac, "atac", ann, epoch_budget_cells=600, batch_size=128, num_threads=1,
+                          min_steps=0)
     assert model._budget_epochs() == 4  # ceil(600 / 300) = 2, raised to min_budget_epochs
     model.config.update(epoch_budget_cells=3000)
     assert model._budget_epochs() == 10
@@ -140,3 +141,5 @@ def test_epoch_budget_caps_epochs_for_atlases(caplog):
     assert len(model.history) == 4
     model.fit(5, progress=False)  # an explicit max_epochs is not capped
     assert len(model.history) == 5
+    model.config.update(epoch_budget_cells=0, min_steps=200)  # 3 steps an epoch: raised to ceil(200 / 3) epochs
+    assert model._budget_epochs() == 67
