@@ -27,11 +27,11 @@
 #' space): peak coordinates come from a Signac `ChromatinAssay`'s ranges or from peak names `chrN-start-end`
 #' (also `chrN:start-end`, `chrN_start_end`), and the gene annotation from `annotation` or, when `annotation`
 #' is `NULL`, the `ChromatinAssay`'s annotation. `RunBiCLUM.Seurat()` stores those gene activities as an
-#' assay of the ATAC object (`activity.assay`, default `"ACTIVITY"`: raw gene-activity counts, and
+#' assay of the ATAC object (`activity.assay`, default `"BiclumActivity"`: raw gene-activity counts, and
 #' log-normalised values, counts per 10,000 and `log1p`, in `data`) and makes it the assay of the ATAC
 #' reduction, so that Seurat's functions find the genes of the loadings: `Seurat::VizDimLoadings()`
 #' directly, `Seurat::DimHeatmap()` and `Seurat::ProjectDim()` on that assay once scaled, e.g.
-#' `DefaultAssay(atac) <- "ACTIVITY"; atac <- ScaleData(atac); DimHeatmap(atac, reduction = "biclum")`
+#' `DefaultAssay(atac) <- "BiclumActivity"; atac <- ScaleData(atac); DimHeatmap(atac, reduction = "biclum")`
 #' (this is the convention of Signac's `GeneActivity()` assays). The peak assay stays the default assay.
 #'
 #' **Dropped cells.** Cells the Python core drops (e.g. with zero counts; it warns) get no embedding: the
@@ -152,7 +152,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
                              max_epochs = NULL, preset = "default", gene_level = FALSE,
                              rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = TRUE,
                              reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE,
-                             activity.assay = "ACTIVITY", merge = FALSE, verbose = TRUE, model_dir = NULL, ...) {
+                             activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL, ...) {
   modality <- .check_modality(modality[1])
   .check_seurat(other, "other")
   .check_new_reduction(rna, reduction.name, "rna", overwrite)

@@ -483,19 +483,24 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
   full
 }
 
-# A new assay of counts (v5 Assay5 next to a v5 assay, else a v4 Assay); `normalize`: data = log1p(counts per
-# 10,000), as Seurat's LogNormalize.
-.new_assay <- function(counts, like, normalize = FALSE) {
-  data <- counts
+# A new assay (v5 Assay5 next to a v5 assay `like`, else a v4 Assay) of `counts` (data: the counts, or with
+# `normalize` log1p(counts per 10,000) as Seurat's LogNormalize), or of `data` only.
+.new_assay <- function(counts, like, normalize = FALSE, data = NULL) {
+  if (is.null(data)) data <- counts
   if (normalize) {
     total <- Matrix::colSums(counts)
     total[total == 0] <- 1
     data@x <- log1p(data@x / rep.int(total, diff(data@p)) * 1e4)
   }
-  if (inherits(like, "StdAssay")) return(.so_fun("CreateAssay5Object")(counts = counts, data = data))
+  if (inherits(like, "StdAssay")) {
+    create <- .so_fun("CreateAssay5Object")
+    return(if (is.null(counts)) create(data = data) else create(counts = counts, data = data))
+  }
+  if (is.null(counts)) return(SeuratObject::CreateAssayObject(data = data))
   a <- SeuratObject::CreateAssayObject(counts = counts)
-  if (normalize) a <- SeuratObject::SetAssayData(a, data, slot = "data")
-  a
+  if (!normalize) return(a)
+  if (.seurat_v5()) SeuratObject::SetAssayData(a, layer = "data", new.data = data)
+  else SeuratObject::SetAssayData(a, slot = "data", new.data = data)
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -561,7 +566,7 @@ TFActivity <- function(object, network, assay = NULL, layer = "counts", method =
                              "another new.assay.name."), "biclum_assay_exists"))
   }
   m <- t(as.matrix(act))
-  object[[new.assay.name]] <- SeuratObject::CreateAssayObject(data = m)
+  object[[new.assay.name]] <- .new_assay(NULL, object[[assay]], data = m)
   object
 }
 

@@ -24,9 +24,9 @@ test_that("RunBiCLUM.Seurat returns both objects with a complete 'biclum' DimRed
   }
   expect_identical(SeuratObject::DefaultAssay(res$rna[["biclum"]]), "RNA")
   # the ATAC loadings are genes: the reduction's assay is the gene-activity assay RunBiCLUM added
-  expect_identical(SeuratObject::DefaultAssay(res$other[["biclum"]]), "ACTIVITY")
+  expect_identical(SeuratObject::DefaultAssay(res$other[["biclum"]]), "BiclumActivity")
   expect_identical(SeuratObject::DefaultAssay(res$other), "peaks")
-  expect_true(all(rownames(SeuratObject::Loadings(res$other[["biclum"]])) %in% rownames(res$other[["ACTIVITY"]])))
+  expect_true(all(rownames(SeuratObject::Loadings(res$other[["biclum"]])) %in% rownames(res$other[["BiclumActivity"]])))
   expect_true(is.logical(res$rna$biclum_has_mnn_partner) && !anyNA(res$rna$biclum_has_mnn_partner))
   expect_true(is.logical(res$other$biclum_has_mnn_partner))
   # loadings carry gene names: RNA genes used, and the gene-activity genes (not peaks) for ATAC

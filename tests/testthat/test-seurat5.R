@@ -73,8 +73,8 @@ test_that("split layers, RunBiCLUM twice, Seurat's functions, every wrapper, pro
   rna <- logged(log, Seurat::ScaleData(rna, features = rownames(SeuratObject::Loadings(rna[["biclum"]])),
                                        verbose = FALSE))
   atac <- res$other
-  expect_identical(SeuratObject::DefaultAssay(atac[["biclum"]]), "ACTIVITY")
-  SeuratObject::DefaultAssay(atac) <- "ACTIVITY" # the gene-level view of the ATAC cells
+  expect_identical(SeuratObject::DefaultAssay(atac[["biclum"]]), "BiclumActivity")
+  SeuratObject::DefaultAssay(atac) <- "BiclumActivity" # the gene-level view of the ATAC cells
   atac <- logged(log, Seurat::ScaleData(atac, features = rownames(SeuratObject::Loadings(atac[["biclum"]])),
                                         verbose = FALSE))
   for (obj in list(rna, atac)) {
@@ -103,14 +103,14 @@ test_that("split layers, RunBiCLUM twice, Seurat's functions, every wrapper, pro
   expect_equal(ncol(ga[["GA"]]), ncol(atac))
   net <- data.frame(source = rep(c("TFA", "TFB"), each = 20), target = genes[1:40], weight = 1)
   act_rna <- logged(log, TFActivity(rna, net))
-  act_atac <- logged(log, TFActivity(atac, net, assay = "ACTIVITY"))
+  act_atac <- logged(log, TFActivity(atac, net, assay = "BiclumActivity"))
   expect_equal(nrow(act_rna), ncol(rna))
   cmp <- logged(log, CompareTFActivity(act_rna, act_atac, labels = rna$cell_type,
                                        other.labels = atac$predicted.cell_type))
   expect_true(all(c("TFA", "TFB") %in% rownames(cmp)))
   markers <- logged(log, FindBiCLUMMarkers(rna, group.by = "cell_type"))
   expect_true(nrow(markers) > 0)
-  cross <- logged(log, CrossModalMarkers(rna, atac, group.by = "cell_type", other.assay = "ACTIVITY"))
+  cross <- logged(log, CrossModalMarkers(rna, atac, group.by = "cell_type", other.assay = "BiclumActivity"))
   expect_setequal(unique(cross$modality), c("rna", "other"))
   emark <- logged(log, EmbeddingMarkers(rna, group.by = "cell_type"))
   top <- logged(log, TopMarkers(markers, n_top = 10))
