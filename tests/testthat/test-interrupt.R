@@ -35,7 +35,6 @@ cat("SECOND CTRL-C:", second, "\\n")
 
 test_that("SIGINT during an R fit stops training; R evaluates code afterwards and still gets Ctrl-C", {
   skip_on_os("windows")
-  skip_on_cran()
   skip_if_no_biclum_python()
   skip_if_not_installed("processx")
   dir <- tempfile("biclum-sigint-")
