@@ -68,10 +68,7 @@
 #'   replace it with a message (`TRUE`, default, as `Seurat::RunPCA()`) or stop with an error (`FALSE`).
 #' @param activity.assay ATAC (peaks) only: name of the gene-activity assay added to the ATAC object.
 #' @param merge `FALSE`: return both objects. `TRUE`: return one Seurat object holding the cells of both
-#'   modalities (merged with `merge()`, cell names prefixed with `"rna_"` / `"<modality>_"` when they clash),
-#'   one `DimReduc` `reduction.name` with the embeddings of all cells (loadings: the RNA side's), and a
-#'   `meta.data` column `modality`; ready for `RunUMAP(x, reduction = reduction.name, ...)` and
-#'   `DimPlot(x, group.by = "modality")`.
+#'   modalities, as [MergeBiCLUM()] makes from the two.
 #' @param verbose Report progress and log messages of the Python core as R messages.
 #' @param model_dir If not `NULL`, a directory where the fitted Python model is saved (`BiCLUM.save`); map new
 #'   cells onto it with [ProjectBiCLUM()].
@@ -193,7 +190,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   cmd <- SeuratObject::LogSeuratCommand(rna, return.command = TRUE)
   rna[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = rna.assay)
   other[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = other.assay)
-  if (isTRUE(merge)) return(.merge_sides(rna, other, reduction.name, modality))
+  if (isTRUE(merge)) return(MergeBiCLUM(rna, other, reduction = reduction.name))
   list(rna = rna, other = other)
 }
 
@@ -246,24 +243,49 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   x
 }
 
-# One Seurat object with the cells of both sides, one DimReduc `name` and a `modality` column.
-.merge_sides <- function(rna, other, name, modality) {
+#' One Seurat object with the cells of both modalities and one BiCLUM reduction
+#'
+#' Merges the two objects [RunBiCLUM()] returns into one (with `merge()`; cell names are prefixed with `"rna_"` /
+#' `"<modality>_"` when they clash) that holds one `DimReduc` `reduction` with the embeddings of all cells
+#' (loadings: the RNA side's; the other side's are in its `misc`) and a `meta.data` column `modality`, ready for
+#' `RunUMAP(x, reduction = reduction, ...)` and `DimPlot(x, group.by = "modality")`. Other reductions are not
+#' carried over (their cells would not match). `RunBiCLUM(..., merge = TRUE)` returns this object directly.
+#'
+#' @param rna,other The two Seurat objects of [RunBiCLUM()] (`res$rna`, `res$other`).
+#' @param reduction Name of the BiCLUM reduction in both.
+#' @return A Seurat object.
+#' @seealso [RunBiCLUM()].
+#' @export
+MergeBiCLUM <- function(rna, other, reduction = "biclum") {
+  .check_seurat(rna, "rna")
+  .check_seurat(other, "other")
+  dr_rna <- .get_reduction(rna, reduction, "rna")
+  dr_other <- .get_reduction(other, reduction, "other")
+  modality <- SeuratObject::Misc(dr_other)$modality %||% "other"
   clash <- length(intersect(colnames(rna), colnames(other))) > 0
   strip <- function(x) {
     for (r in SeuratObject::Reductions(x)) x[[r]] <- NULL
     x
   }
   merged <- merge(strip(rna), strip(other), add.cell.ids = if (clash) c("rna", modality) else NULL)
-  dr_rna <- rna[[name]]
-  emb <- rbind(SeuratObject::Embeddings(dr_rna), SeuratObject::Embeddings(other[[name]]))
+  emb <- rbind(SeuratObject::Embeddings(dr_rna)[colnames(rna), , drop = FALSE],
+               SeuratObject::Embeddings(dr_other)[colnames(other), , drop = FALSE])
   rownames(emb) <- colnames(merged)
-  misc <- c(SeuratObject::Misc(dr_rna), list(side = "merged", other_loadings = SeuratObject::Loadings(other[[name]])))
+  misc <- c(SeuratObject::Misc(dr_rna), list(side = "merged", other_loadings = SeuratObject::Loadings(dr_other)))
   misc$has_mnn_partner <- NULL
-  merged[[name]] <- SeuratObject::CreateDimReducObject(
+  merged[[reduction]] <- SeuratObject::CreateDimReducObject(
     embeddings = emb, loadings = SeuratObject::Loadings(dr_rna), assay = SeuratObject::DefaultAssay(dr_rna),
     stdev = as.numeric(apply(emb, 2, stats::sd)), key = SeuratObject::Key(dr_rna), misc = misc)
   merged$modality <- factor(rep(c("rna", modality), c(ncol(rna), ncol(other))), levels = c("rna", modality))
   merged
+}
+
+.get_reduction <- function(x, name, what) {
+  if (!name %in% SeuratObject::Reductions(x)) {
+    stop(.input_error(paste0(what, ": the Seurat object has no reduction '", name, "'; run RunBiCLUM() first or ",
+                             "give its reduction.name as reduction=."), "biclum_no_reduction"))
+  }
+  x[[name]]
 }
 
 # A Seurat object's reduction (or an SCE's reducedDim) of that name is replaced with a message, or (overwrite =
