@@ -34,7 +34,7 @@
 #'   sim <- bc$simulate(n_cells = 300L, modality = "protein", seed = 0L)
 #'   rna <- anndata_to_sce(sim[[1]])
 #'   adt <- anndata_to_sce(sim[[2]])
-#'   res <- runBiCLUM(rna, adt, modality = "protein", max_epochs = 2)
+#'   res <- runBiCLUM(rna, adt, modality = "protein", max_epochs = 2, batch_size = 128, verbose = FALSE)
 #'   scater::plotReducedDim(res$rna, "BiCLUM")
 #' }
 #' }
