@@ -141,8 +141,8 @@ test_that("split layers, RunBiCLUM twice, Seurat's functions, every wrapper, pro
   expect_equal(ncol(merged), ncol(d$rna) + ncol(d$atac))
   expect_identical(SeuratObject::Reductions(merged), "biclum")
   expect_identical(levels(merged$modality), c("rna", "atac"))
-  expect_equal(dim(SeuratObject::Embeddings(logged(log, MergeBiCLUM(res$rna, res$other)))),
-               dim(SeuratObject::Embeddings(merged)))
+  expect_equal(dim(SeuratObject::Embeddings(logged(log, MergeBiCLUM(res$rna, res$other)), reduction = "biclum")),
+               dim(SeuratObject::Embeddings(merged, reduction = "biclum")))
   merged <- logged(log, Seurat::RunUMAP(merged, reduction = "biclum", dims = 1:10, verbose = FALSE))
   p <- logged(log, Seurat::DimPlot(merged, reduction = "umap", group.by = "modality"))
   expect_s3_class(ggplot2::ggplot_build(p), "ggplot_built")
