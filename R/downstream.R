@@ -494,7 +494,11 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
   }
   if (inherits(like, "StdAssay")) {
     create <- .so_fun("CreateAssay5Object")
-    return(if (is.null(counts)) create(data = data) else create(counts = counts, data = data))
+    if (!is.null(counts)) return(create(counts = counts, data = data))
+    # a data-only Assay5: SeuratObject 5 warns that it found no counts layer, which is the point here
+    return(withCallingHandlers(create(data = .as_dgc(data)), warning = function(w) {
+      if (grepl("No layers found", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
+    }))
   }
   if (is.null(counts)) return(SeuratObject::CreateAssayObject(data = data))
   a <- SeuratObject::CreateAssayObject(counts = counts)

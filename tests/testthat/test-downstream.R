@@ -170,7 +170,7 @@ test_that("TFActivity and CompareTFActivity equal tf_activity and compare_tf_act
   py_w <- pyds("tf_activity", s$d$sim$rna_py, py_sets, method = "wmean", n_perm = 20L)
   expect_equal(unname(as.matrix(act_w)), unname(reticulate::py_to_r(py_w$to_numpy())), tolerance = 1e-10)
   # as an assay of the returned object
-  obj <- TFActivity(s$res$rna, s$net, new.assay.name = "TF")
+  expect_no_warning(obj <- TFActivity(s$res$rna, s$net, new.assay.name = "TF")) # no SeuratObject 5 layer warnings
   expect_true("TF" %in% SeuratObject::Assays(obj))
   tf_data <- if (utils::packageVersion("SeuratObject") >= "4.9.0") {
     SeuratObject::GetAssayData(obj[["TF"]], layer = "data")
