@@ -483,6 +483,14 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
   full
 }
 
+# SeuratObject 5 warns "No layers found matching search pattern provided" for data-only assays (no counts layer),
+# which is the point of them: that warning is muffled, no other.
+.no_layer_warning <- function(expr) {
+  withCallingHandlers(expr, warning = function(w) {
+    if (grepl("No layers found", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
+  })
+}
+
 # A new assay (v5 Assay5 next to a v5 assay `like`, else a v4 Assay) of `counts` (data: the counts, or with
 # `normalize` log1p(counts per 10,000) as Seurat's LogNormalize), or of `data` only.
 .new_assay <- function(counts, like, normalize = FALSE, data = NULL) {
@@ -495,10 +503,7 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
   if (inherits(like, "StdAssay")) {
     create <- .so_fun("CreateAssay5Object")
     if (!is.null(counts)) return(create(counts = counts, data = data))
-    # a data-only Assay5: SeuratObject 5 warns that it found no counts layer, which is the point here
-    return(withCallingHandlers(create(data = .as_dgc(data)), warning = function(w) {
-      if (grepl("No layers found", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
-    }))
+    return(.no_layer_warning(create(data = .as_dgc(data))))
   }
   if (is.null(counts)) return(SeuratObject::CreateAssayObject(data = data))
   a <- SeuratObject::CreateAssayObject(counts = counts)
@@ -570,8 +575,10 @@ TFActivity <- function(object, network, assay = NULL, layer = "counts", method =
                              "another new.assay.name."), "biclum_assay_exists"))
   }
   m <- t(as.matrix(act))
-  object[[new.assay.name]] <- .new_assay(NULL, object[[assay]], data = m)
-  object
+  .no_layer_warning({
+    object[[new.assay.name]] <- .new_assay(NULL, object[[assay]], data = m)
+    object
+  })
 }
 
 # Activities (cells x TFs data.frame) and labels of one side of CompareTFActivity().
