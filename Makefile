@@ -18,11 +18,11 @@ test: setup test-python check-r
 test-python:
 	$(PYTHON) -m pytest tests/python -q -p no:cacheprovider
 
-# R CMD build (with vignettes) + R CMD check (runs tests/testthat and rebuilds the vignettes)
+# R CMD build (with vignettes) + R CMD check (runs tests/testthat, every Rd example, \donttest ones too, and rebuilds the vignettes)
 check-r:
 	rm -rf biclum_*.tar.gz biclum.Rcheck
 	R CMD build .
-	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual biclum_*.tar.gz
+	_R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual --run-donttest biclum_*.tar.gz
 	@if grep -q "WARNING\|ERROR" biclum.Rcheck/00check.log; then echo "R CMD check has warnings or errors"; exit 1; fi
 	$(PYTHON) scripts/check_r_tests.py biclum.Rcheck
 

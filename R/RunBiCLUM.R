@@ -8,21 +8,42 @@
 #'   two `DimReduc` objects.
 #' * `RunBiCLUM.Assay()` / `RunBiCLUM.StdAssay()`: Seurat v4 `Assay` (or Signac `ChromatinAssay`) / v5
 #'   `Assay5` -> a list of two `DimReduc` objects.
-#' * `RunBiCLUM.Seurat()`: two Seurat objects -> the two objects, each with a `DimReduc` `"biclum"`
-#'   (embeddings; feature loadings of the genes used, with gene rownames; the assay; key `"BICLUM_"`;
-#'   `stdev`; `misc` holding the parameters), the parameters under `Tool(x, "RunBiCLUM")` and the command in
-#'   `x@commands` (`LogSeuratCommand()`).
+#' * `RunBiCLUM.Seurat()`: two Seurat objects -> the two objects (or, with `merge = TRUE`, one object), each
+#'   with a `DimReduc` `reduction.name` (embeddings; feature loadings of the genes used, with gene rownames;
+#'   the assay; the key; `stdev`; `misc` holding the parameters), the MNN-partner flag in `meta.data`
+#'   (column `<reduction.name>_has_mnn_partner`: whether the cell had a cross-modal mutual nearest neighbour
+#'   in training), the parameters under `Tool(x, "RunBiCLUM")` and the command in `x@commands`.
 #'
-#' For ATAC the peaks are turned into gene activities (the feature loadings of the ATAC object are then in
-#' gene space): peak coordinates come from a Signac `ChromatinAssay`'s ranges or from peak names
-#' `chrN-start-end` (also `chrN:start-end`, `chrN_start_end`), and the gene annotation from `annotation`
-#' or, when `annotation` is `NULL`, the `ChromatinAssay`'s annotation.
+#' As in `Seurat::RunPCA()`, an existing reduction of the same name is replaced (with a message;
+#' `overwrite = FALSE` makes that an error) and the key follows the name (`"biclum"` -> `"BICLUM_"`,
+#' `"biclum2"` -> `"BICLUM2_"`).
 #'
-#' Cells the Python core drops (e.g. with zero counts; it warns) get `NA` embeddings. Python warnings
-#' become R warnings (class `biclum_python_warning`) with the Python message; Python errors become R
-#' errors (class `biclum_python_error`, and `biclum_input_error` for bad input) with the Python message.
-#' With `verbose = TRUE` progress is reported as R messages (class `biclum_progress`) at most every
-#' `getOption("biclum.progress_interval", 1)` seconds.
+#' **Split layers.** Seurat v5 assays whose counts are split into layers (`counts.1`, `counts.2`, e.g. after
+#' `obj[["RNA"]] <- split(obj[["RNA"]], f = obj$sample)`) are joined on a copy, with one message; the input
+#' objects are never modified and no cell is left out. The downstream functions ([FindBiCLUMMarkers()],
+#' [MatchedMetacells()], ...) do the same.
+#'
+#' **ATAC.** The peaks are turned into gene activities (the feature loadings of the ATAC side are in gene
+#' space): peak coordinates come from a Signac `ChromatinAssay`'s ranges or from peak names `chrN-start-end`
+#' (also `chrN:start-end`, `chrN_start_end`), and the gene annotation from `annotation` or, when `annotation`
+#' is `NULL`, the `ChromatinAssay`'s annotation. `RunBiCLUM.Seurat()` stores those gene activities as an
+#' assay of the ATAC object (`activity.assay`, default `"BiclumActivity"`: raw gene-activity counts, and
+#' log-normalised values, counts per 10,000 and `log1p`, in `data`) and makes it the assay of the ATAC
+#' reduction, so that Seurat's functions find the genes of the loadings: `Seurat::VizDimLoadings()`
+#' directly, `Seurat::DimHeatmap()` and `Seurat::ProjectDim()` on that assay once scaled, e.g.
+#' `DefaultAssay(atac) <- "BiclumActivity"; atac <- ScaleData(atac); DimHeatmap(atac, reduction = "biclum")`
+#' (this is the convention of Signac's `GeneActivity()` assays). The peak assay stays the default assay.
+#'
+#' **Dropped cells.** Cells the Python core drops (e.g. with zero counts; it warns) get no embedding: the
+#' `DimReduc` holds the embedded cells and `RunBiCLUM.Seurat()` returns the objects without the dropped cells,
+#' with a warning that says how many were dropped, so that `FindNeighbors()` and `RunUMAP()` work.
+#'
+#' **Conditions.** Python warnings become R warnings (class `biclum_python_warning`) with the Python message;
+#' Python errors become R errors (class `biclum_python_error`, and `biclum_input_error` for bad input) with the
+#' Python message. With `verbose = TRUE` progress is reported as R messages (class `biclum_progress`) at most
+#' every `getOption("biclum.progress_interval", 1)` seconds. Ctrl-C (an R interrupt) during training stops it
+#' after the current step: the model keeps its best weights so far, a warning says so, and R's own interrupt
+#' handling is back afterwards.
 #'
 #' @param rna RNA counts: a Seurat object, an `Assay`/`Assay5`, or a features x cells matrix.
 #' @param other ATAC (peaks) or ADT counts, the same kind of object as `rna`.
@@ -39,30 +60,42 @@
 #' @param rna.assay,other.assay Assay names: for Seurat objects the assays to use (default: the
 #'   default assays); for the matrix and assay methods the names recorded as the `DimReduc`s' assay.
 #' @param layer Layer (v5) or slot (v4) holding the raw counts.
-#' @param join_layers For v5 assays whose counts are split into several layers: join them (`TRUE`) or
-#'   stop with an error (`FALSE`, default). Cells are never dropped silently.
+#' @param join_layers For v5 assays whose counts are split into several layers: join them on a copy (`TRUE`,
+#'   default, with a message) or stop with an error (`FALSE`). Cells are never dropped silently.
 #' @param reduction.name Name of the `DimReduc` stored in the Seurat objects.
-#' @param overwrite If `reduction.name` already exists in `rna` or `other`: stop with an error (`FALSE`,
-#'   default) or replace it (`TRUE`).
-#' @param reduction.key Key of the `DimReduc` (column prefix).
+#' @param reduction.key Key of the `DimReduc` (column prefix); `NULL`: from `reduction.name`.
+#' @param overwrite If `reduction.name` (or, for ATAC, `activity.assay`) already exists in `rna` or `other`:
+#'   replace it with a message (`TRUE`, default, as `Seurat::RunPCA()`) or stop with an error (`FALSE`).
+#' @param activity.assay ATAC (peaks) only: name of the gene-activity assay added to the ATAC object.
+#' @param merge `FALSE`: return both objects. `TRUE`: return one Seurat object holding the cells of both
+#'   modalities, as [MergeBiCLUM()] makes from the two.
 #' @param verbose Report progress and log messages of the Python core as R messages.
-#' @param model_dir If not `NULL`, a directory where the fitted Python model is saved (`BiCLUM.save`).
-#' @param ... Further settings passed to the Python `biclum.integrate()` as configuration overrides
-#'   (e.g. `n_latent = 32`), and `gene.symbols`: the gene symbols of the RNA features, one per row (e.g.
-#'   `rowData(sce)$Symbol` when the rownames are Ensembl IDs); they name the RNA genes in the Python core
-#'   (its `gene_symbols`), while the results keep the rownames.
-#' @return `RunBiCLUM.Seurat()`: `list(rna = <Seurat>, other = <Seurat>)`. The matrix and assay methods:
-#'   `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
-#' @seealso [runBiCLUM()] for SingleCellExperiment objects, [biclum_install()].
+#' @param model_dir If not `NULL`, a directory where the fitted Python model is saved (`BiCLUM.save`); map new
+#'   cells onto it with [ProjectBiCLUM()].
+#' @param ... Further settings passed to the Python `biclum.integrate()` as configuration overrides, by the
+#'   names of `biclum.config.BiclumConfig` (e.g. `latent_dim = 32`, `batch_size = 128`, `n_top_genes = 3000`),
+#'   and `gene.symbols`: the gene symbols of the RNA features, one per row (e.g. `rowData(sce)$Symbol` when the
+#'   rownames are Ensembl IDs); they name the RNA genes in the Python core (its `gene_symbols`), while the results
+#'   keep the rownames.
+#' @return `RunBiCLUM.Seurat()`: `list(rna = <Seurat>, other = <Seurat>)`, or one Seurat object with
+#'   `merge = TRUE`. The matrix and assay methods: `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
+#' @seealso [runBiCLUM()] for SingleCellExperiment objects, [ProjectBiCLUM()], [biclum_install()].
 #' @examples
 #' \donttest{
 #' if (biclum_available(initialize = FALSE) && requireNamespace("Seurat", quietly = TRUE)) {
-#'   bc <- reticulate::import("biclum.datasets")
+#'   bc <- reticulate::import("biclum.datasets", convert = FALSE)
 #'   sim <- bc$simulate(n_cells = 300L, modality = "atac", seed = 0L)
-#'   rna <- anndata_to_seurat(sim[[1]], assay = "RNA")
-#'   atac <- anndata_to_seurat(sim[[2]], assay = "peaks")
-#'   res <- RunBiCLUM(rna, atac, modality = "atac", annotation = sim[[3]], max_epochs = 2)
-#'   Seurat::DimPlot(res$rna, reduction = "biclum")
+#'   rna <- anndata_to_seurat(reticulate::py_get_item(sim, 0L), assay = "RNA")
+#'   atac <- anndata_to_seurat(reticulate::py_get_item(sim, 1L), assay = "peaks")
+#'   ann <- tempfile(fileext = ".tsv") # a gene table; a data.frame or GRanges works too
+#'   invisible(reticulate::py_get_item(sim, 2L)$to_csv(ann, sep = "\t", index = FALSE))
+#'   res <- RunBiCLUM(rna, atac, modality = "atac", annotation = ann, max_epochs = 2, batch_size = 128,
+#'                    verbose = FALSE)
+#'   Seurat::DimPlot(res$rna, reduction = "biclum", group.by = "cell_type")
+#'   Seurat::VizDimLoadings(res$other, dims = 1:2, reduction = "biclum")
+#'   both <- RunBiCLUM(rna, atac, modality = "atac", annotation = ann, max_epochs = 2, batch_size = 128,
+#'                     verbose = FALSE, merge = TRUE)
+#'   Seurat::DimPlot(both, reduction = "biclum", group.by = "modality")
 #' }
 #' }
 #' @export
@@ -90,7 +123,7 @@ RunBiCLUM.default <- function(rna, other, modality = c("atac", "protein"), annot
 #' @export
 RunBiCLUM.Assay <- function(rna, other, modality = c("atac", "protein"), annotation = NULL, seed = 0L,
                             max_epochs = NULL, preset = "default", gene_level = FALSE, layer = "counts",
-                            join_layers = FALSE, rna.assay = "RNA", other.assay = NULL,
+                            join_layers = TRUE, rna.assay = "RNA", other.assay = NULL,
                             reduction.key = "BICLUM_", verbose = TRUE, model_dir = NULL, ...) {
   modality <- .check_modality(modality[1])
   if (!inherits(other, c("Assay", "StdAssay"))) {
@@ -117,31 +150,41 @@ RunBiCLUM.StdAssay <- RunBiCLUM.Assay
 #' @export
 RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annotation = NULL, seed = 0L,
                              max_epochs = NULL, preset = "default", gene_level = FALSE,
-                             rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = FALSE,
-                             reduction.name = "biclum", reduction.key = "BICLUM_", overwrite = FALSE,
-                             verbose = TRUE, model_dir = NULL, ...) {
+                             rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = TRUE,
+                             reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE,
+                             activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL, ...) {
   modality <- .check_modality(modality[1])
   .check_seurat(other, "other")
   .check_new_reduction(rna, reduction.name, "rna", overwrite)
   .check_new_reduction(other, reduction.name, "other", overwrite)
+  reduction.key <- reduction.key %||% .key_from_name(reduction.name)
   rna.assay <- rna.assay %||% SeuratObject::DefaultAssay(rna)
   if (is.null(other.assay)) {
     other.assay <- if (modality == "protein" && "ADT" %in% SeuratObject::Assays(other)) "ADT"
                    else SeuratObject::DefaultAssay(other)
   }
+  activity <- modality == "atac" && !isTRUE(gene_level)
+  if (activity) .check_new_assay(other, activity.assay, other.assay, overwrite)
   rna_a <- .get_assay(rna, rna.assay, "rna")
   other_a <- .get_assay(other, other.assay, "other")
   drs <- RunBiCLUM(rna_a, other_a, modality = modality, annotation = annotation, seed = seed,
                    max_epochs = max_epochs, preset = preset, gene_level = gene_level, layer = layer,
                    join_layers = join_layers, rna.assay = rna.assay, other.assay = other.assay,
                    reduction.key = reduction.key, verbose = verbose, model_dir = model_dir, ...)
+  if (activity) {
+    counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
+                               .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))
+    other[[activity.assay]] <- .new_assay(counts, other_a, normalize = TRUE)
+    SeuratObject::DefaultAssay(drs$other) <- activity.assay
+  }
+  rna <- .store_reduction(rna, drs$rna, reduction.name)
+  other <- .store_reduction(other, drs$other, reduction.name)
   tool <- list(params = drs$params, modality = modality, reduction = reduction.name,
                rna.assay = rna.assay, other.assay = other.assay,
+               activity.assay = if (activity) activity.assay else NULL,
                rna.genes = rownames(SeuratObject::Loadings(drs$rna)),
                other.genes = rownames(SeuratObject::Loadings(drs$other)),
                biclum_version = drs$biclum_version)
-  rna[[reduction.name]] <- drs$rna
-  other[[reduction.name]] <- drs$other
   SeuratObject::Tool(rna) <- c(tool, side = "rna")
   SeuratObject::Tool(other) <- c(tool, side = modality)
   # keep the logged command small
@@ -150,6 +193,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   cmd <- SeuratObject::LogSeuratCommand(rna, return.command = TRUE)
   rna[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = rna.assay)
   other[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = other.assay)
+  if (isTRUE(merge)) return(MergeBiCLUM(rna, other, reduction = reduction.name))
   list(rna = rna, other = other)
 }
 
@@ -173,16 +217,82 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
 }
 
 .dimreduc <- function(side, cells, assay, key, misc) {
-  emb <- .full_embeddings(side$embeddings, cells, key)
+  emb <- .embedded(side$embeddings, cells, key)
   load <- .used_loadings(side, key)
   misc$genes_used <- rownames(load)
-  misc$n_cells_dropped <- sum(!cells %in% rownames(side$embeddings))
+  misc$n_cells_dropped <- length(cells) - nrow(emb)
+  .warn_dropped(misc$side, nrow(emb), length(cells))
+  misc$has_mnn_partner <- side$has_mnn_partner
   SeuratObject::CreateDimReducObject(
     embeddings = emb, loadings = load, assay = assay,
-    stdev = as.numeric(apply(emb, 2, stats::sd, na.rm = TRUE)), key = key, misc = misc)
+    stdev = as.numeric(apply(emb, 2, stats::sd)), key = key, misc = misc)
 }
 
-# A Seurat object's reduction (or an SCE's reducedDim) of that name is replaced only with overwrite = TRUE.
+# "biclum" -> "BICLUM_" (keys are letters and digits, starting with a letter, then "_").
+.key_from_name <- function(name) {
+  key <- toupper(gsub("[^[:alnum:]]", "", name))
+  if (!grepl("^[A-Z]", key)) key <- paste0("BC", key)
+  paste0(key, "_")
+}
+
+# A DimReduc into a Seurat object, which keeps the embedded cells only (.dimreduc warned when some were dropped),
+# and the MNN-partner flag as a meta.data column.
+.store_reduction <- function(x, dr, name) {
+  cells <- SeuratObject::Cells(dr)
+  if (length(cells) < ncol(x)) x <- subset(x, cells = cells)
+  x[[name]] <- dr
+  flag <- SeuratObject::Misc(dr)$has_mnn_partner
+  if (!is.null(flag)) x <- SeuratObject::AddMetaData(x, flag[colnames(x)], col.name = paste0(name, "_has_mnn_partner"))
+  x
+}
+
+#' One Seurat object with the cells of both modalities and one BiCLUM reduction
+#'
+#' Merges the two objects [RunBiCLUM()] returns into one (with `merge()`; cell names are prefixed with `"rna_"` /
+#' `"<modality>_"` when they clash) that holds one `DimReduc` `reduction` with the embeddings of all cells
+#' (loadings: the RNA side's; the other side's are in its `misc`) and a `meta.data` column `modality`, ready for
+#' `RunUMAP(x, reduction = reduction, ...)` and `DimPlot(x, group.by = "modality")`. Other reductions are not
+#' carried over (their cells would not match). `RunBiCLUM(..., merge = TRUE)` returns this object directly.
+#'
+#' @param rna,other The two Seurat objects of [RunBiCLUM()] (`res$rna`, `res$other`).
+#' @param reduction Name of the BiCLUM reduction in both.
+#' @return A Seurat object.
+#' @seealso [RunBiCLUM()].
+#' @export
+MergeBiCLUM <- function(rna, other, reduction = "biclum") {
+  .check_seurat(rna, "rna")
+  .check_seurat(other, "other")
+  dr_rna <- .get_reduction(rna, reduction, "rna")
+  dr_other <- .get_reduction(other, reduction, "other")
+  modality <- SeuratObject::Misc(dr_other)$modality %||% "other"
+  clash <- length(intersect(colnames(rna), colnames(other))) > 0
+  strip <- function(x) {
+    for (r in SeuratObject::Reductions(x)) x[[r]] <- NULL
+    x
+  }
+  merged <- merge(strip(rna), strip(other), add.cell.ids = if (clash) c("rna", modality) else NULL)
+  emb <- rbind(SeuratObject::Embeddings(dr_rna)[colnames(rna), , drop = FALSE],
+               SeuratObject::Embeddings(dr_other)[colnames(other), , drop = FALSE])
+  rownames(emb) <- colnames(merged)
+  misc <- c(SeuratObject::Misc(dr_rna), list(side = "merged", other_loadings = SeuratObject::Loadings(dr_other)))
+  misc$has_mnn_partner <- NULL
+  merged[[reduction]] <- SeuratObject::CreateDimReducObject(
+    embeddings = emb, loadings = SeuratObject::Loadings(dr_rna), assay = SeuratObject::DefaultAssay(dr_rna),
+    stdev = as.numeric(apply(emb, 2, stats::sd)), key = SeuratObject::Key(dr_rna), misc = misc)
+  merged$modality <- factor(rep(c("rna", modality), c(ncol(rna), ncol(other))), levels = c("rna", modality))
+  merged
+}
+
+.get_reduction <- function(x, name, what) {
+  if (!name %in% SeuratObject::Reductions(x)) {
+    stop(.input_error(paste0(what, ": the Seurat object has no reduction '", name, "'; run RunBiCLUM() first or ",
+                             "give its reduction.name as reduction=."), "biclum_no_reduction"))
+  }
+  x[[name]]
+}
+
+# A Seurat object's reduction (or an SCE's reducedDim) of that name is replaced with a message, or (overwrite =
+# FALSE) refused.
 .check_new_reduction <- function(x, name, what, overwrite, arg = "reduction.name") {
   if (!is.character(name) || length(name) != 1 || is.na(name) || !nzchar(name)) {
     stop(.input_error(paste0(arg, " must be one non-empty name, not ", paste(format(name), collapse = ", "), "."),
@@ -190,10 +300,24 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   }
   have <- if (inherits(x, "Seurat")) SeuratObject::Reductions(x) else
     tryCatch(SingleCellExperiment::reducedDimNames(x), error = function(e) character())
-  if (name %in% have && !isTRUE(overwrite)) {
-    stop(.input_error(paste0(
-      what, ": the object already has a ", if (inherits(x, "Seurat")) "reduction" else "reducedDim", " '", name,
-      "'; pass overwrite = TRUE to replace it, or choose another ", arg, "."), "biclum_reduction_exists"))
+  .replace_or_stop(name %in% have, what, if (inherits(x, "Seurat")) "reduction" else "reducedDim", name,
+                   overwrite, arg)
+}
+
+.check_new_assay <- function(x, name, source, overwrite) {
+  if (identical(name, source)) {
+    stop(.input_error(paste0("activity.assay must differ from the peak assay '", source, "'."), "biclum_bad_argument"))
   }
+  .replace_or_stop(name %in% SeuratObject::Assays(x), "other", "assay", name, overwrite, "activity.assay")
+}
+
+.replace_or_stop <- function(exists, what, kind, name, overwrite, arg) {
+  if (!exists) return(invisible(FALSE))
+  if (!isTRUE(overwrite)) {
+    stop(.input_error(paste0(
+      what, ": the object already has a ", kind, " '", name, "'; pass overwrite = TRUE to replace it, ",
+      "or choose another ", arg, "."), "biclum_reduction_exists"))
+  }
+  .emit(paste0("biclum: ", what, ": replacing its ", kind, " '", name, "'"), "biclum_replace")
   invisible(TRUE)
 }

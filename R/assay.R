@@ -27,32 +27,11 @@
 }
 
 # Counts (features x cells, dgCMatrix) of an assay: v4 Assay / Signac ChromatinAssay (slot=) or v5
-# Assay5 (layer=). Split v5 layers are joined (join_layers = TRUE) or refused, never truncated.
-.assay_matrix <- function(a, layer = "counts", join_layers = FALSE, what = "assay") {
+# Assay5 (layer=). Split v5 layers (counts.1, counts.2, ...) are joined into one matrix of every cell, on a copy
+# and with one message (join_layers = TRUE), or refused; never truncated to the first layer.
+.assay_matrix <- function(a, layer = "counts", join_layers = TRUE, what = "assay") {
   if (inherits(a, "StdAssay")) {
-    layers_fun <- .so_fun("Layers")
-    found <- layers_fun(a, search = layer)
-    if (!length(found)) {
-      stop(.input_error(paste0(
-        what, " has no layer '", layer, "' (its layers: ", paste(layers_fun(a), collapse = ", "),
-        "); give the layer of raw counts as layer=."), "biclum_no_layer"))
-    }
-    if (length(found) > 1) {
-      if (!isTRUE(join_layers)) {
-        stop(.input_error(paste0(
-          what, " has its '", layer, "' layer split into ", length(found), " layers (",
-          paste(found, collapse = ", "), ") holding ", ncol(a), " cells in total; using only the first ",
-          "would silently drop cells. Join them first (object[[assay]] <- SeuratObject::JoinLayers(",
-          "object[[assay]])) or set join_layers = TRUE."), "biclum_split_layers"))
-      }
-      a <- .so_fun("JoinLayers")(a, layers = layer)
-      found <- layers_fun(a, search = layer)
-      if (length(found) != 1) {
-        stop(.input_error(paste0(what, ": joining the split '", layer, "' layers failed (",
-                                 paste(found, collapse = ", "), ")."), "biclum_split_layers"))
-      }
-    }
-    m <- .so_fun("LayerData")(a, layer = found)
+    m <- .layer_matrix(a, layer, join_layers, what)
   } else if (.seurat_v5()) {
     m <- SeuratObject::GetAssayData(a, layer = layer)
   } else {
@@ -69,6 +48,38 @@
                              " cells; biclum needs the counts of every cell."), "biclum_split_layers"))
   }
   .as_dgc(m, what)
+}
+
+# The layers of a v5 assay named `layer` or `layer.<split>` (no "No layers found" warning when there are none).
+.layer_names <- function(a, layer) {
+  all <- .so_fun("Layers")(a)
+  all[all == layer | startsWith(all, paste0(layer, "."))]
+}
+
+.layer_matrix <- function(a, layer, join_layers, what) {
+  found <- .layer_names(a, layer)
+  if (!length(found)) {
+    stop(.input_error(paste0(
+      what, " has no layer '", layer, "' (its layers: ", paste(.so_fun("Layers")(a), collapse = ", "),
+      "); give the layer of raw counts as layer=."), "biclum_no_layer"))
+  }
+  if (length(found) == 1) return(.so_fun("LayerData")(a, layer = found))
+  if (!isTRUE(join_layers)) {
+    stop(.input_error(paste0(
+      what, " has its '", layer, "' layer split into ", length(found), " layers (", paste(found, collapse = ", "),
+      ") holding ", ncol(a), " cells in total; using only the first would drop cells. Leave join_layers = TRUE ",
+      "(joins them on a copy) or join them first: object[[assay]] <- SeuratObject::JoinLayers(object[[assay]])."),
+      "biclum_split_layers"))
+  }
+  .emit(paste0("biclum: ", what, ": joining its ", length(found), " split '", layer, "' layers (",
+               paste(found, collapse = ", "), ") on a copy; the object is unchanged"), "biclum_join_layers")
+  parts <- lapply(found, function(l) .as_dgc(.so_fun("LayerData")(a, layer = l), what))
+  m <- do.call(cbind, parts)
+  if (anyDuplicated(colnames(m)) || !setequal(colnames(m), colnames(a))) {
+    stop(.input_error(paste0(what, ": the split '", layer, "' layers do not hold each of the assay's ", ncol(a),
+                             " cells once; join them with SeuratObject::JoinLayers() first."), "biclum_split_layers"))
+  }
+  m[, colnames(a), drop = FALSE]
 }
 
 # Peak coordinates from a Signac ChromatinAssay's ranges slot (data.frame chrom/start/end) or NULL.

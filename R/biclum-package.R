@@ -1,7 +1,8 @@
 #' biclum: bilateral contrastive learning for unpaired single-cell multi-omics integration
 #'
 #' R interface to the biclum Python package. Main functions: [RunBiCLUM()] (Seurat),
-#' [runBiCLUM()] (SingleCellExperiment), the conversion helpers [seurat_to_anndata()],
+#' [runBiCLUM()] (SingleCellExperiment), [MergeBiCLUM()], [ProjectBiCLUM()] / [projectBiCLUM()] (new cells onto a
+#' saved model), the conversion helpers [seurat_to_anndata()],
 #' [anndata_to_seurat()], [sce_to_anndata()], [anndata_to_sce()], and [biclum_install()] /
 #' [biclum_available()] for the Python environment.
 #'

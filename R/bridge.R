@@ -159,9 +159,9 @@
 #' @param assay Seurat: the assay (default: the default assay). SCE: the name of the assay holding the
 #'   counts (default `"counts"`).
 #' @param layer Seurat: the layer (v5) or slot (v4) to export (default `"counts"`); with v5 assays whose
-#'   layer is split (e.g. `counts.1`, `counts.2`) the split layers are joined when `join_layers = TRUE`
-#'   and refused with an error otherwise.
-#' @param join_layers Join split v5 layers (`TRUE`) or refuse them (`FALSE`, default).
+#'   layer is split (e.g. `counts.1`, `counts.2`) the split layers are joined on a copy (with a message)
+#'   when `join_layers = TRUE` (default) and refused with an error otherwise.
+#' @param join_layers Join split v5 layers (`TRUE`, default) or refuse them (`FALSE`).
 #' @param adata A Python `AnnData` object (from reticulate).
 #' @param x_layer For AnnData input: the layer holding the counts (`NULL`: `X`).
 #' @param sce A `SingleCellExperiment`/`SummarizedExperiment`.
@@ -182,7 +182,7 @@ NULL
 
 #' @rdname anndata-conversion
 #' @export
-seurat_to_anndata <- function(object, assay = NULL, layer = "counts", join_layers = FALSE) {
+seurat_to_anndata <- function(object, assay = NULL, layer = "counts", join_layers = TRUE) {
   .check_seurat(object, "object")
   assay <- assay %||% SeuratObject::DefaultAssay(object)
   a <- .get_assay(object, assay, "object")

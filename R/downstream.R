@@ -34,7 +34,10 @@
                              "=."), "biclum_no_reduction"))
   }
   emb <- SeuratObject::Embeddings(object, reduction = reduction)
-  emb[colnames(object), , drop = FALSE]
+  out <- matrix(NA_real_, ncol(object), ncol(emb), dimnames = list(colnames(object), colnames(emb)))
+  hit <- intersect(rownames(emb), colnames(object)) # v5 reductions may hold a subset of the cells
+  out[hit, ] <- emb[hit, , drop = FALSE]
+  out
 }
 
 .ds_meta_column <- function(object, column, what, arg) {
@@ -156,10 +159,7 @@
   bridge <- .biclum_bridge()
   res <- bridge$downstream_from_r(fun, reticulate::r_to_py(args), verbose = isTRUE(verbose),
                                   log_fn = if (isTRUE(verbose)) .log_fn() else NULL)
-  res <- .py_deep(res)
-  for (w in unlist(res$warnings)) .python_warning(w)
-  if (!isTRUE(res$ok)) stop(.python_condition(res))
-  .ds_value(res$value)
+  .ds_value(.py_result(res)$value)
 }
 
 .ds_value <- function(v) {
@@ -457,28 +457,59 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
     stop(.input_error(paste0("atac: the Seurat object already has an assay '", new.assay.name, "'; choose another ",
                              "new.assay.name."), "biclum_assay_exists"))
   }
+  m <- .gene_activity_counts(atac, assay, annotation %||% .assay_annotation(atac[[assay]]), layer, mode = mode,
+                             upstream = upstream, downstream = downstream, verbose = verbose, ...)
+  atac[[new.assay.name]] <- .new_assay(m, atac[[assay]], normalize = FALSE)
+  atac
+}
+
+# Gene activity counts (genes x every cell of `atac`) of the peaks of `atac[[assay]]`: biclum.prior.gene_activity,
+# whose defaults RunBiCLUM's fit uses too.
+.gene_activity_counts <- function(atac, assay, annotation, layer, verbose = FALSE, ...) {
   a <- atac[[assay]]
   var <- .atac_var(rownames(a), .assay_coords(a, rownames(a)), FALSE, "atac")
-  annotation <- annotation %||% .assay_annotation(a)
   if (is.null(annotation)) {
-    stop(.input_error("annotation: BiCLUMGeneActivity() needs a gene annotation; give a GRanges, a data.frame or a file path.",
+    stop(.input_error("annotation: the gene activity needs a gene annotation; give a GRanges, a data.frame or a file path.",
                       "biclum_bad_annotation"))
   }
   ann <- .annotation_arg(annotation, var$chrom)
   if (!is.character(ann)) ann <- .ds_frame(ann)
   spec <- .ds_adata(atac, "atac", assay = assay, layer = layer, var = var)
-  out <- .ds_call("gene_activity", c(list(atac = spec, annotation = ann, mode = mode,
-                                          upstream = as.integer(upstream), downstream = as.integer(downstream)),
-                                     list(...)), verbose = verbose)
-  m <- out$counts
-  if (!identical(colnames(m), colnames(atac))) {
-    full <- Matrix::sparseMatrix(i = integer(), j = integer(), x = numeric(), dims = c(nrow(m), ncol(atac)),
-                                 dimnames = list(rownames(m), colnames(atac)))
-    full[, colnames(m)] <- m
-    m <- full
+  m <- .ds_call("gene_activity", c(list(atac = spec, annotation = ann), list(...)), verbose = verbose)$counts
+  if (identical(colnames(m), colnames(atac))) return(m)
+  full <- Matrix::sparseMatrix(i = integer(), j = integer(), x = numeric(), dims = c(nrow(m), ncol(atac)),
+                               dimnames = list(rownames(m), colnames(atac)))
+  full[, colnames(m)] <- m
+  full
+}
+
+# SeuratObject 5 warns "No layers found matching search pattern provided" for data-only assays (no counts layer),
+# which is the point of them: that warning is muffled, no other.
+.no_layer_warning <- function(expr) {
+  withCallingHandlers(expr, warning = function(w) {
+    if (grepl("No layers found", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
+  })
+}
+
+# A new assay (v5 Assay5 next to a v5 assay `like`, else a v4 Assay) of `counts` (data: the counts, or with
+# `normalize` log1p(counts per 10,000) as Seurat's LogNormalize), or of `data` only.
+.new_assay <- function(counts, like, normalize = FALSE, data = NULL) {
+  if (is.null(data)) data <- counts
+  if (normalize) {
+    total <- Matrix::colSums(counts)
+    total[total == 0] <- 1
+    data@x <- log1p(data@x / rep.int(total, diff(data@p)) * 1e4)
   }
-  atac[[new.assay.name]] <- SeuratObject::CreateAssayObject(counts = m)
-  atac
+  if (inherits(like, "StdAssay")) {
+    create <- .so_fun("CreateAssay5Object")
+    if (!is.null(counts)) return(create(counts = counts, data = data))
+    return(.no_layer_warning(create(data = .as_dgc(data))))
+  }
+  if (is.null(counts)) return(SeuratObject::CreateAssayObject(data = data))
+  a <- SeuratObject::CreateAssayObject(counts = counts)
+  if (!normalize) return(a)
+  if (.seurat_v5()) SeuratObject::SetAssayData(a, layer = "data", new.data = data)
+  else SeuratObject::SetAssayData(a, slot = "data", new.data = data)
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -544,8 +575,10 @@ TFActivity <- function(object, network, assay = NULL, layer = "counts", method =
                              "another new.assay.name."), "biclum_assay_exists"))
   }
   m <- t(as.matrix(act))
-  object[[new.assay.name]] <- SeuratObject::CreateAssayObject(data = m)
-  object
+  .no_layer_warning({
+    object[[new.assay.name]] <- .new_assay(NULL, object[[assay]], data = m)
+    object
+  })
 }
 
 # Activities (cells x TFs data.frame) and labels of one side of CompareTFActivity().

@@ -34,6 +34,14 @@
                     list(message = msg, call = NULL)))
 }
 
+# A bridge result in R: its Python warnings raised as R warnings, its Python error as an R error.
+.py_result <- function(res) {
+  res <- .py_deep(res)
+  for (w in unlist(res$warnings)) .python_warning(w)
+  if (!isTRUE(res$ok)) stop(.python_condition(res))
+  res
+}
+
 .snake <- function(x) tolower(gsub("([a-z0-9])([A-Z])", "\\1_\\2", x))
 
 .python_condition <- function(res) {
@@ -88,9 +96,7 @@
     progress_interval = as.numeric(getOption("biclum.progress_interval", 1)),
     model_dir = if (is.null(model_dir)) NULL else path.expand(model_dir),
     overrides = reticulate::dict(overrides))
-  res <- .py_deep(res)
-  for (w in unlist(res$warnings)) .python_warning(w)
-  if (!isTRUE(res$ok)) stop(.python_condition(res))
+  res <- .py_result(res)
   if (verbose) {
     .emit(sprintf("biclum: done in %.1f s", as.numeric(difftime(Sys.time(), t0, units = "secs"))),
           "biclum_log")
@@ -131,17 +137,27 @@
   rownames(load) <- feats
   used <- as.logical(unlist(s$used))
   if (length(used) != length(feats)) used <- rowSums(abs(load)) > 0
-  list(embeddings = emb, loadings = load, used = used)
+  partner <- as.logical(unlist(s$has_mnn_partner))
+  partner <- if (length(partner) == nrow(emb)) stats::setNames(partner, rownames(emb)) else NULL
+  list(embeddings = emb, loadings = load, used = used, has_mnn_partner = partner)
 }
 
-# Embeddings for all `cells` (NA rows for cells the Python side dropped), columns key_1..key_k.
-.full_embeddings <- function(emb, cells, key) {
-  out <- matrix(NA_real_, nrow = length(cells), ncol = ncol(emb), dimnames = list(cells, NULL))
+# Embeddings of the embedded cells, in the order of `cells` (the Python side leaves out cells it dropped), columns
+# key_1..key_k.
+.embedded <- function(emb, cells, key) {
   idx <- match(rownames(emb), cells)
   if (anyNA(idx)) stop("internal error: the Python side returned unknown cell names", call. = FALSE)
-  out[idx, ] <- emb
-  colnames(out) <- paste0(key, seq_len(ncol(emb)))
-  out
+  emb <- emb[order(idx), , drop = FALSE]
+  colnames(emb) <- paste0(key, seq_len(ncol(emb)))
+  emb
+}
+
+# One warning when cells have no embedding: how many, and where the embedded ones are.
+.warn_dropped <- function(what, n_kept, n_total) {
+  if (n_kept == n_total) return(invisible(NULL))
+  warning(structure(class = c("biclum_dropped_cells", "warning", "condition"), list(message = paste0(
+    what, ": ", n_total - n_kept, " of ", n_total, " cells were dropped by biclum (see its warning) and have no ",
+    "embedding; the result holds the ", n_kept, " embedded cells."), call = NULL)))
 }
 
 .used_loadings <- function(side, key) {

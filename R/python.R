@@ -34,9 +34,10 @@
 
 .fix_text <- function() {
   paste0(
-    "To fix: run biclum::biclum_install() and restart R, or set the environment variable ",
-    "RETICULATE_PYTHON to a Python interpreter where the biclum Python package is installed ",
-    "(pip install biclum, or pip install -e <repo> from a source checkout) before biclum first uses Python",
+    "To fix: run biclum::biclum_install() and restart R, or choose a Python environment where the biclum ",
+    "Python package is installed (pip install biclum, or pip install -e <repo> from a source checkout) before ",
+    "biclum first uses Python: reticulate::use_virtualenv(\"<env>\"), or the environment variable ",
+    "RETICULATE_PYTHON (an interpreter) or RETICULATE_PYTHON_ENV (an environment)",
     if (utils::packageVersion("reticulate") < "1.36") {
       paste0("; with reticulate ", utils::packageVersion("reticulate"), " that environment needs NumPy < 2")
     } else "", ".")
@@ -47,9 +48,14 @@
             list(message = msg, call = NULL))
 }
 
-# Pick the interpreter before reticulate initialises (it can only be chosen once per R session).
+# Before reticulate starts Python (once per session), as its vignette "Using reticulate in an R package" asks: the
+# user's choice wins (RETICULATE_PYTHON, RETICULATE_PYTHON_ENV, use_python() / use_virtualenv() / use_condaenv());
+# without one, biclum suggests an interpreter where biclum is installed (use_python(required = FALSE): the option
+# biclum.python, the r-biclum virtualenv, python3 on the PATH), else declares its requirements with py_require()
+# (reticulate >= 1.41, which then provisions them). Nothing is written to RETICULATE_PYTHON. Returns the real
+# interpreter behind a RETICULATE_PYTHON that is a wrapper (pyenv shim), for the start only, or NULL.
 .choose_python <- function() {
-  if (reticulate::py_available(initialize = FALSE)) return(invisible(NULL))
+  if (reticulate::py_available(initialize = FALSE)) return(NULL)
   env_py <- Sys.getenv("RETICULATE_PYTHON", "")
   if (nzchar(env_py)) {
     if (!file.exists(env_py)) {
@@ -57,22 +63,49 @@
         "biclum needs Python, but RETICULATE_PYTHON=", env_py, " does not exist. ", .fix_text())))
     }
     real <- .resolve_python(env_py)
-    if (!identical(normalizePath(real), normalizePath(env_py))) Sys.setenv(RETICULATE_PYTHON = real)
-    return(invisible(NULL))
+    return(if (identical(normalizePath(real), normalizePath(env_py))) NULL else real)
   }
+  env_dir <- Sys.getenv("RETICULATE_PYTHON_ENV", "")
+  if (nzchar(env_dir)) {
+    if (!dir.exists(env_dir)) {
+      stop(.python_error(paste0(
+        "biclum needs Python, but RETICULATE_PYTHON_ENV=", env_dir, " is not a Python environment (no such ",
+        "directory). ", .fix_text())))
+    }
+    return(NULL)
+  }
+  if (.user_chose_python()) return(NULL)
   for (py in .python_candidates()) {
     if (.python_has_biclum(py)) {
-      real <- .resolve_python(py)
-      Sys.setenv(RETICULATE_PYTHON = real)
-      reticulate::use_python(real, required = TRUE)
-      return(invisible(NULL))
+      reticulate::use_python(.resolve_python(py), required = FALSE)
+      return(NULL)
     }
   }
-  # reticulate >= 1.41 can provision an environment itself: declare what biclum needs
   if ("py_require" %in% getNamespaceExports("reticulate")) {
     getExportedValue("reticulate", "py_require")(as.vector(biclum_install(dry_run = TRUE)))
   }
-  invisible(NULL)
+  NULL
+}
+
+# Whether use_python(), use_virtualenv() or use_condaenv() was called in this session (reticulate keeps the
+# requests; the documented accessors would start Python).
+.user_chose_python <- function() {
+  g <- tryCatch(get(".globals", envir = asNamespace("reticulate")), error = function(e) NULL)
+  is.environment(g) && (length(g$use_python_versions) > 0 || !is.null(g$required_python_version))
+}
+
+# Start Python (py_config()); `python`: the interpreter to start instead of a RETICULATE_PYTHON wrapper, set for
+# the start only. Returns NULL or the error message.
+.start_python <- function(python) {
+  if (!is.null(python)) {
+    old <- Sys.getenv("RETICULATE_PYTHON")
+    Sys.setenv(RETICULATE_PYTHON = python)
+    on.exit(Sys.setenv(RETICULATE_PYTHON = old), add = TRUE)
+  }
+  tryCatch({
+    reticulate::py_config()
+    NULL
+  }, error = function(e) conditionMessage(e))
 }
 
 .interpreter_text <- function() {
@@ -87,9 +120,12 @@
 #' through reticulate. Use it to skip code, as `RunBiCLUM()` errors with instructions otherwise.
 #'
 #' @param initialize Whether Python may be started to check (it is started at most once per R
-#'   session, with the interpreter given by `RETICULATE_PYTHON`, the `biclum.python` option, the
-#'   `r-biclum` virtualenv created by [biclum_install()], or the first `python3` on the `PATH` where
-#'   `biclum` is installed, in that order).
+#'   session). The environment is the one you chose for reticulate (`reticulate::use_virtualenv()`,
+#'   `use_condaenv()`, `use_python()`, or the environment variables `RETICULATE_PYTHON` /
+#'   `RETICULATE_PYTHON_ENV`); without a choice biclum suggests to reticulate the first interpreter where
+#'   `biclum` is installed among the `biclum.python` option, the `r-biclum` virtualenv created by
+#'   [biclum_install()] and `python3` on the `PATH`, and otherwise (reticulate >= 1.41) declares its
+#'   requirements with `reticulate::py_require()`.
 #' @return `TRUE` or `FALSE`; with `FALSE`, attribute `"reason"` says why.
 #' @examples
 #' biclum_available(initialize = FALSE)
@@ -101,6 +137,8 @@ biclum_available <- function(initialize = TRUE) {
       return(isTRUE(tryCatch(reticulate::py_module_available("biclum"), error = function(e) FALSE)))
     }
     env_py <- Sys.getenv("RETICULATE_PYTHON", "")
+    env_dir <- Sys.getenv("RETICULATE_PYTHON_ENV", "")
+    if (nzchar(env_dir)) env_py <- file.path(env_dir, "bin", "python")
     cands <- if (nzchar(env_py)) env_py[file.exists(env_py)] else .python_candidates()
     return(any(vapply(cands, .python_has_biclum, logical(1))))
   }
@@ -114,11 +152,7 @@ biclum_available <- function(initialize = TRUE) {
 # The biclum.bridge module (imported with convert = FALSE on first use).
 .biclum_bridge <- function() {
   if (!is.null(.biclum_env$bridge)) return(.biclum_env$bridge)
-  .choose_python()
-  init <- tryCatch({
-    reticulate::py_config()
-    NULL
-  }, error = function(e) conditionMessage(e))
+  init <- .start_python(.choose_python())
   if (!is.null(init) || !reticulate::py_available(initialize = TRUE)) {
     stop(.python_error(paste0(
       "biclum needs Python, but reticulate could not start an interpreter",
@@ -180,8 +214,8 @@ biclum_available <- function(initialize = TRUE) {
 #' have `py_require()` (>= 1.41) and `method = "auto"`, the requirements are declared with
 #' `reticulate::py_require()` instead, and reticulate provisions them when Python starts.
 #'
-#' After installing into a virtualenv, restart R: biclum finds the `envname` virtualenv by itself
-#' (unless `RETICULATE_PYTHON` points elsewhere).
+#' After installing into a virtualenv, restart R: biclum suggests the `envname` virtualenv to reticulate by
+#' itself, unless you chose another environment (`reticulate::use_virtualenv()`, `RETICULATE_PYTHON`, ...).
 #'
 #' @param envname Name (or path) of the virtualenv; default `"r-biclum"` (option `biclum.envname`).
 #' @param package The pip requirement for the Python package: `"biclum"` from an index, or the path to a

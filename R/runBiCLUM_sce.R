@@ -19,8 +19,8 @@
 #'   default method takes features x cells matrices and returns the embeddings.
 #' @param rna.assay,other.assay Names of the assays holding the raw counts.
 #' @param name Name of the `reducedDim` (and of the `rowData`/`metadata` entries).
-#' @param overwrite If a `reducedDim` called `name` already exists in `rna` or `other`: stop with an error
-#'   (`FALSE`, default) or replace it (`TRUE`).
+#' @param overwrite If a `reducedDim` called `name` already exists in `rna` or `other`: replace it with a
+#'   message (`TRUE`, default) or stop with an error (`FALSE`).
 #' @param combine `FALSE`: return `list(rna = <SCE>, other = <SCE>)`; `TRUE`: one SCE holding the cells of
 #'   both (no assays; `colData` with a `modality` column and the columns both inputs share; rows = the
 #'   genes used, their loadings in `rowData`).
@@ -34,7 +34,7 @@
 #'   sim <- bc$simulate(n_cells = 300L, modality = "protein", seed = 0L)
 #'   rna <- anndata_to_sce(sim[[1]])
 #'   adt <- anndata_to_sce(sim[[2]])
-#'   res <- runBiCLUM(rna, adt, modality = "protein", max_epochs = 2)
+#'   res <- runBiCLUM(rna, adt, modality = "protein", max_epochs = 2, batch_size = 128, verbose = FALSE)
 #'   scater::plotReducedDim(res$rna, "BiCLUM")
 #' }
 #' }
@@ -54,7 +54,7 @@ runBiCLUM.default <- function(rna, other, modality = c("atac", "protein"), annot
                            max_epochs = max_epochs, preset = preset, gene_level = gene_level,
                            reduction.key = "BiCLUM_", verbose = verbose, model_dir = model_dir, ...)
   side <- function(s, cells) {
-    emb <- .full_embeddings(s$embeddings, cells, "BiCLUM_")
+    emb <- .embedded(s$embeddings, cells, "BiCLUM_")
     attr(emb, "rotation") <- .used_loadings(s, "BiCLUM_")
     emb
   }
@@ -67,7 +67,7 @@ runBiCLUM.default <- function(rna, other, modality = c("atac", "protein"), annot
 runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "protein"), annotation = NULL,
                                            seed = 0L, max_epochs = NULL, preset = "default",
                                            gene_level = FALSE, rna.assay = "counts", other.assay = "counts",
-                                           name = "BiCLUM", combine = FALSE, overwrite = FALSE,
+                                           name = "BiCLUM", combine = FALSE, overwrite = TRUE,
                                            verbose = TRUE, model_dir = NULL, ...) {
   .need_pkg("SingleCellExperiment", "runBiCLUM()")
   modality <- .check_modality(modality[1])
@@ -101,12 +101,17 @@ runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "pro
 
 .sce_store <- function(x, side, name, key, meta, gene_rows) {
   x <- .as_sce(x)
-  cells <- colnames(x) %||% paste0("cell", seq_len(ncol(x)))
-  emb <- .full_embeddings(side$embeddings, cells, key)
-  rownames(emb) <- colnames(x)
+  if (is.null(colnames(x))) colnames(x) <- paste0("cell", seq_len(ncol(x)))
+  emb <- .embedded(side$embeddings, colnames(x), key)
+  n_cells <- ncol(x)
+  .warn_dropped(meta$side, nrow(emb), n_cells)
+  if (nrow(emb) < n_cells) x <- x[, rownames(emb)]
   load <- .used_loadings(side, key)
   attr(emb, "rotation") <- load
   SingleCellExperiment::reducedDim(x, name) <- emb
+  if (!is.null(side$has_mnn_partner)) {
+    SummarizedExperiment::colData(x)[[paste0(name, "_has_mnn_partner")]] <- unname(side$has_mnn_partner[colnames(x)])
+  }
   full <- matrix(NA_real_, nrow = nrow(x), ncol = ncol(load), dimnames = list(rownames(x), colnames(load)))
   hit <- match(rownames(load), rownames(x))
   if (gene_rows && any(!is.na(hit))) {
@@ -116,7 +121,7 @@ runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "pro
   }
   meta$genes_used <- rownames(load)
   meta$gene_loadings <- load
-  meta$n_cells_dropped <- sum(is.na(emb[, 1]))
+  meta$n_cells_dropped <- n_cells - nrow(emb)
   S4Vectors::metadata(x)[[name]] <- meta
   x
 }

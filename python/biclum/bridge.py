@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "sparse_to_vectors", "sparse_from_vectors", "frame_to_columns", "columns_to_frame", "anndata_from_vectors", "anndata_to_vectors",
-    "read_h5ad_vectors", "as_anndata", "integrate_from_r", "runtime_info", "downstream_from_r",
+    "read_h5ad_vectors", "as_anndata", "integrate_from_r", "project_from_r", "runtime_info", "downstream_from_r",
 ]
 
 _COORD_COLS = ("chrom", "start", "end")
@@ -413,6 +413,36 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
                 "other": _result_side(res.other, key_added),
                 "params": _plain(params),
                 "biclum_version": getattr(biclum, "__version__", "unknown")}
+
+    return _call_for_r(body, relay, collected, verbose)
+
+
+def project_from_r(query: Any, model_dir: str, modality: str = "rna", annotation: Any = None,
+                   verbose: bool = False, log_fn: Callable | None = None) -> dict:
+    """Embed new cells with a model saved by ``BiCLUM.save`` (``BiCLUM.load(model_dir).transform``), for R.
+
+    ``query`` is an AnnData or the dict R builds; ``modality`` is ``"rna"`` or the model's other modality
+    (``"atac"``/``"protein"``). Returns ``{"ok", "warnings", "cells", "embedding"}`` (cells the model could not
+    embed, e.g. without counts, are left out), or the error as :func:`integrate_from_r` does.
+    """
+    collected: list[str] = []
+    relay = _Relay(log_fn if verbose else None, None, 1.0, collected)
+
+    def body() -> dict:
+        from .errors import BiclumInputError
+        from .model import BiCLUM
+        from .validation import check_modality
+
+        model = BiCLUM.load(str(model_dir))
+        if modality not in ("rna", model.modality):
+            raise BiclumInputError(f"modality={modality!r}: the model in {str(model_dir)!r} embeds 'rna' and "
+                                   f"{model.modality!r} cells.")
+        ann = columns_to_frame(annotation) if isinstance(annotation, Mapping) else annotation
+        a = as_anndata(query, "query")
+        side = "rna" if modality == "rna" else "other"
+        emb = np.asarray(model.transform(a, side, annotation=ann), dtype=np.float32)
+        cells = a.obs_names if emb.shape[0] == a.n_obs else a.obs_names[check_modality(a, "query").keep_cells]
+        return {"cells": np.asarray(cells.astype(str), dtype=object).tolist(), "embedding": np.ascontiguousarray(emb)}
 
     return _call_for_r(body, relay, collected, verbose)
 

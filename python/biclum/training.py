@@ -63,14 +63,21 @@ def resolve_device(device: str) -> torch.device:
 
 
 class _InterruptFlag:
-    """SIGINT sets a flag so the loop can finish its current step and return a usable model."""
+    """SIGINT sets a flag so the loop can finish its current step and return a usable model.
+
+    On leaving, the previous handler is restored exactly: the Python-level one and, where libc's ``sigaction`` is
+    reachable, the process-level (C) one. A host that embeds Python (R through reticulate) installs its own C
+    handler, which ``signal.signal`` alone would leave replaced by Python's, so the host would no longer see Ctrl-C.
+    """
 
     def __init__(self):
         self.raised = False
         self._previous = None
+        self._c_action = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
+            self._c_action = _c_sigint_action()
             self._previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._handle)
         return self
@@ -82,9 +89,25 @@ class _InterruptFlag:
         logger.warning("interrupt received: finishing the current step (press Ctrl-C again to abort at once)")
 
     def __exit__(self, *exc):
-        if self._previous is not None:
+        if self._previous is not None:  # None: the handler was not set from Python (an embedding host's)
             signal.signal(signal.SIGINT, self._previous)
+        if self._c_action is not None:
+            libc, action = self._c_action
+            libc.sigaction(signal.SIGINT, action, None)
         return False
+
+
+def _c_sigint_action():
+    """``(libc, the process's current SIGINT action)``, the action kept as the raw bytes of a C ``struct
+    sigaction`` (only read and written back, so its layout does not matter); None where unavailable."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        action = ctypes.create_string_buffer(1024)  # larger than struct sigaction on any platform
+        return (libc, action) if libc.sigaction(signal.SIGINT, None, action) == 0 else None
+    except (OSError, AttributeError, TypeError):  # no libc sigaction (Windows)
+        return None
 
 
 def _sample_pairs(partners: sp.csr_matrix, cells: np.ndarray, rng: np.random.Generator):

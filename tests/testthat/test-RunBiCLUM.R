@@ -23,7 +23,12 @@ test_that("RunBiCLUM.Seurat returns both objects with a complete 'biclum' DimRed
     expect_identical(SeuratObject::Misc(dr)$modality, "atac")
   }
   expect_identical(SeuratObject::DefaultAssay(res$rna[["biclum"]]), "RNA")
-  expect_identical(SeuratObject::DefaultAssay(res$other[["biclum"]]), "peaks")
+  # the ATAC loadings are genes: the reduction's assay is the gene-activity assay RunBiCLUM added
+  expect_identical(SeuratObject::DefaultAssay(res$other[["biclum"]]), "BiclumActivity")
+  expect_identical(SeuratObject::DefaultAssay(res$other), "peaks")
+  expect_true(all(rownames(SeuratObject::Loadings(res$other[["biclum"]])) %in% rownames(res$other[["BiclumActivity"]])))
+  expect_true(is.logical(res$rna$biclum_has_mnn_partner) && !anyNA(res$rna$biclum_has_mnn_partner))
+  expect_true(is.logical(res$other$biclum_has_mnn_partner))
   # loadings carry gene names: RNA genes used, and the gene-activity genes (not peaks) for ATAC
   expect_true(all(rownames(SeuratObject::Loadings(res$rna[["biclum"]])) %in% rownames(d$rna)))
   expect_true(all(rownames(SeuratObject::Loadings(res$other[["biclum"]])) %in% d$annotation$gene_name))
@@ -75,7 +80,7 @@ test_that("DimPlot and ProjectDim work on the result", {
                              warning = function(w) if (grepl("make.names", conditionMessage(w)))
                                invokeRestart("muffleWarning"))
   proj <- SeuratObject::Loadings(obj[["biclum"]], projected = TRUE)
-  expect_identical(dim(proj), c(nrow(obj), ncol(SeuratObject::Embeddings(obj[["biclum"]]))))
+  expect_equal(dim(proj), c(nrow(obj), ncol(SeuratObject::Embeddings(obj[["biclum"]])))) # double dims in SeuratObject 5
 })
 
 test_that("the matrix method (annotation from a file) gives the same embeddings", {
@@ -183,13 +188,19 @@ test_that("a Python warning reaches R as a warning with the same text", {
     },
     message = function(m) msgs <<- c(msgs, conditionMessage(m)))
   expect_true(dropped %in% w)
+  expect_true(any(grepl("rna: 2 of 200 cells were dropped by biclum", w, fixed = TRUE)))
   expect_null(msgs) # verbose = FALSE: no messages, but warnings still come through
+  # the dropped cells are left out (the reduction holds the embedded cells), so FindNeighbors/RunUMAP work
   emb <- SeuratObject::Embeddings(res$rna[["biclum"]])
-  expect_true(all(is.na(emb[1:2, ])))
-  expect_false(anyNA(emb[-(1:2), ]))
+  expect_identical(rownames(emb), colnames(obj)[-(1:2)])
+  expect_identical(colnames(res$rna), colnames(obj)[-(1:2)])
+  expect_false(anyNA(emb))
+  skip_if_not_installed("Seurat")
+  nn <- Seurat::FindNeighbors(res$rna, reduction = "biclum", dims = 1:5, verbose = FALSE)
+  expect_true(length(SeuratObject::Graphs(nn)) > 0)
 })
 
-test_that("SeuratObject 5 assays with split layers are joined or refused, never truncated", {
+test_that("SeuratObject 5 assays with split layers are joined on a copy (one message) or refused, never truncated", {
   if (utils::packageVersion("SeuratObject") < "4.9.0") {
     skip(paste("SeuratObject", utils::packageVersion("SeuratObject"),
                "has no v5 assays (Assay5); the split-layer path is tested where SeuratObject >= 5 is installed"))
@@ -201,16 +212,20 @@ test_that("SeuratObject 5 assays with split layers are joined or refused, never 
   obj$half <- rep(c("a", "b"), length.out = ncol(obj))
   obj[["RNA"]] <- split(obj[["RNA"]], f = obj$half)
   expect_error(RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
-                         batch_size = sim_batch),
+                         batch_size = sim_batch, join_layers = FALSE),
                "split into 2 layers", class = "biclum_split_layers")
-  res <- RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE, join_layers = TRUE,
-                   batch_size = sim_batch)
+  before <- obj
+  expect_message(res <- RunBiCLUM(obj, d$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
+                                  batch_size = sim_batch),
+                 "joining its 2 split 'counts' layers", class = "biclum_join_layers")
+  expect_identical(obj, before)
   emb <- SeuratObject::Embeddings(res$rna[["biclum"]])
-  expect_identical(nrow(emb), ncol(obj))
+  expect_equal(nrow(emb), ncol(obj))
+  expect_identical(rownames(emb), colnames(obj))
   expect_false(anyNA(emb))
 })
 
-test_that("RunBiCLUM leaves both input Seurat objects unchanged; an existing reduction needs overwrite = TRUE", {
+test_that("RunBiCLUM leaves both input Seurat objects unchanged; an existing reduction is replaced with a message", {
   skip_if_no_biclum_python()
   p <- sim_seurat("protein")
   rna_before <- p$rna
@@ -218,19 +233,21 @@ test_that("RunBiCLUM leaves both input Seurat objects unchanged; an existing red
   res <- RunBiCLUM(p$rna, p$other, modality = "protein", max_epochs = 1L, verbose = FALSE, batch_size = sim_batch)
   expect_identical(p$rna, rna_before)
   expect_identical(p$other, other_before)
-  expect_identical(SeuratObject::Reductions(p$rna), character())
+  expect_length(SeuratObject::Reductions(p$rna), 0) # character() in SeuratObject 4, NULL in 5
   expect_identical(SeuratObject::Reductions(res$rna), "biclum")
-  # the reduction exists in both / in one of the objects: refused before any fitting
-  expect_error(RunBiCLUM(res$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE),
+  # the reduction exists in both / in one of the objects: with overwrite = FALSE refused before any fitting
+  expect_error(RunBiCLUM(res$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
+                         overwrite = FALSE),
                paste0("rna: the object already has a reduction 'biclum'; pass overwrite = TRUE to replace it, ",
                       "or choose another reduction.name"), fixed = TRUE, class = "biclum_reduction_exists")
-  expect_error(RunBiCLUM(p$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE),
+  expect_error(RunBiCLUM(p$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE, overwrite = FALSE),
                "other: the object already has a reduction 'biclum'", class = "biclum_reduction_exists")
   expect_error(RunBiCLUM(p$rna, p$other, modality = "protein", reduction.name = NA_character_),
                "reduction.name must be one non-empty name", class = "biclum_bad_argument")
-  # allowed with overwrite = TRUE: the same seed gives the same embeddings, one reduction
-  res2 <- RunBiCLUM(res$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
-                    batch_size = sim_batch, overwrite = TRUE)
+  # by default (as RunPCA) replaced, with a message: the same seed gives the same embeddings, one reduction
+  expect_message(res2 <- RunBiCLUM(res$rna, res$other, modality = "protein", max_epochs = 1L, verbose = FALSE,
+                                   batch_size = sim_batch),
+                 "rna: replacing its reduction 'biclum'", class = "biclum_replace")
   expect_identical(SeuratObject::Reductions(res2$rna), "biclum")
   expect_identical(SeuratObject::Reductions(res2$other), "biclum")
   for (side in c("rna", "other")) {

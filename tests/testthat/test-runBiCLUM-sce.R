@@ -105,20 +105,47 @@ test_that("the matrix method of runBiCLUM returns embeddings with rotation", {
   expect_identical(rownames(res$other), colnames(d$other))
 })
 
-test_that("runBiCLUM refuses to replace an existing reducedDim unless overwrite = TRUE", {
+test_that("runBiCLUM replaces an existing reducedDim with a message; overwrite = FALSE refuses", {
   skip_if_no_biclum_python()
   skip_if_not_installed("SingleCellExperiment")
   res <- .biclum_test_cache$sce_fit
   if (is.null(res)) skip("the runBiCLUM fit above did not run")
   d <- sim_sce("atac")
-  expect_error(runBiCLUM(res$rna, d$other, modality = "atac", annotation = d$annotation, verbose = FALSE),
+  expect_error(runBiCLUM(res$rna, d$other, modality = "atac", annotation = d$annotation, verbose = FALSE,
+                         overwrite = FALSE),
                "rna: the object already has a reducedDim 'BiCLUM'; pass overwrite = TRUE to replace it, or choose another name",
                fixed = TRUE, class = "biclum_reduction_exists")
-  expect_error(runBiCLUM(d$rna, res$other, modality = "atac", annotation = d$annotation, verbose = FALSE),
+  expect_error(runBiCLUM(d$rna, res$other, modality = "atac", annotation = d$annotation, verbose = FALSE,
+                         overwrite = FALSE),
                "other: the object already has a reducedDim 'BiCLUM'", class = "biclum_reduction_exists")
-  res2 <- runBiCLUM(res$rna, res$other, modality = "atac", annotation = d$annotation, max_epochs = 1L,
-                    batch_size = sim_batch, verbose = FALSE, overwrite = TRUE)
+  expect_message(res2 <- runBiCLUM(res$rna, res$other, modality = "atac", annotation = d$annotation, max_epochs = 1L,
+                                   batch_size = sim_batch, verbose = FALSE),
+                 "rna: replacing its reducedDim 'BiCLUM'", class = "biclum_replace")
   expect_identical(SingleCellExperiment::reducedDimNames(res2$rna), "BiCLUM")
   expect_lt(max_abs_diff(unclass(SingleCellExperiment::reducedDim(res2$rna, "BiCLUM"))[, ],
                          unclass(SingleCellExperiment::reducedDim(res$rna, "BiCLUM"))[, ]), 1e-5)
+  expect_true(is.logical(SummarizedExperiment::colData(res2$rna)$BiCLUM_has_mnn_partner))
+})
+
+test_that("projectBiCLUM maps cells onto a saved model: the training cells get their fitted embeddings", {
+  skip_if_no_biclum_python()
+  skip_if_not_installed("SingleCellExperiment")
+  d <- sim_sce("atac")
+  model <- file.path(tempdir(), "biclum-sce-model")
+  on.exit(unlink(model, recursive = TRUE), add = TRUE)
+  res <- runBiCLUM(d$rna, d$other, modality = "atac", annotation = d$annotation, max_epochs = 1L,
+                   batch_size = sim_batch, verbose = FALSE, model_dir = model)
+  for (side in c("rna", "atac")) {
+    x <- if (side == "rna") d$rna else d$other
+    fitted <- SingleCellExperiment::reducedDim(res[[if (side == "rna") "rna" else "other"]], "BiCLUM")
+    q <- projectBiCLUM(x, model, modality = side, name = "proj")
+    expect_s4_class(q, "SingleCellExperiment")
+    emb <- SingleCellExperiment::reducedDim(q, "proj")
+    expect_identical(rownames(emb), colnames(x))
+    expect_lt(max_abs_diff(unname(emb), unname(unclass(fitted)[, ])), 1e-4)
+    q2 <- ProjectBiCLUM(x[, 1:40], model, modality = side) # the generic dispatches to projectBiCLUM
+    expect_identical(rownames(SingleCellExperiment::reducedDim(q2, "BiCLUM")), colnames(x)[1:40])
+  }
+  expect_error(projectBiCLUM(d$rna, file.path(tempdir(), "no-model"), modality = "rna"), "is not a directory",
+               class = "biclum_bad_model_dir")
 })
