@@ -1,13 +1,17 @@
 """biclum with default settings on every shared dataset, several seeds, beside the joint-PCA floor.
 
     python benchmarks/all_datasets.py [--datasets ...] [--seeds 0 1 2] [--threads 1] [--set KEY=VALUE ...]
-                                      [--name all_datasets] [--no-write]
+                                      [--ablation] [--loadings] [--name all_datasets] [--no-write]
 
 Prints one row per dataset: FOSCTTM (paired data), 5-NN label transfer both ways (labelled data), the PCA floor of
 ../shared/ANCHORS.md (joint PCA of the shared genes after the package's own move to gene space; its FOSCTTM and
 transfer do not depend on the seed beyond rounding), wall seconds and peak RSS of biclum per run; mean and sd over
 the seeds. Each biclum run is a fresh child process (its time and memory are its own). Writes
 benchmarks/results/<name>.md and .csv with the command, commit, threads and seeds.
+
+``--ablation`` runs every variant of biclum.benchmark.ABLATIONS (full model, no cell-level loss, no feature-level
+loss, no reconstruction) per dataset and seed; ``--loadings`` adds the gene-loading measures of
+benchmarks/loadings_snare.py (RNA reconstruction correlation, marker overlap) on labelled datasets.
 """
 from __future__ import annotations
 
@@ -58,11 +62,26 @@ def _floor(prep: dict) -> dict:
     return _scores(r, o, prep)
 
 
+def _loadings(res, prep) -> dict:
+    """Gene-loading measures of the RNA side (benchmarks/loadings_snare.py) for labelled data."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loadings_snare import _log_norm, measures
+
+    used = res.rna.var["biclum_feature"].to_numpy()
+    genes = res.rna.var_names[used]
+    rna = prep["rna"][res.rna.obs_names]
+    labels = rna.obs["cell_type"].astype(str).to_numpy()
+    out = measures(res.rna.obsm["X_biclum"], res.rna.varm["biclum_loadings"][used], _log_norm(rna, genes), labels)
+    return {f"loadings_{k}": v for k, v in out.items()}
+
+
 def _child(name: str, seed: int, threads: int, overrides: dict, out: str) -> None:
     """One biclum run in this (fresh) process: writes scores, wall time and peak RSS as JSON."""
     import resource
 
     import biclum
+
+    with_loadings = overrides.pop("_loadings", False)
 
     prep = _prepare(name)
     t0 = time.perf_counter()
@@ -75,6 +94,8 @@ def _child(name: str, seed: int, threads: int, overrides: dict, out: str) -> Non
         r = res.rna[prep["rna"].obs_names].obsm["X_biclum"]
         o = res.other[prep["other"].obs_names].obsm["X_biclum"]
         row.update(_scores(r, o, prep))
+    if with_loadings and prep["rna_labels"] is not None:
+        row.update(_loadings(res, prep))
     Path(out).write_text(json.dumps(row))
 
 
@@ -99,12 +120,15 @@ def _mean_sd(values) -> str:
 
 def _summary(runs: pd.DataFrame, floors: dict) -> pd.DataFrame:
     rows = []
-    for name, g in runs.groupby("dataset", sort=False):
+    for (name, variant), g in runs.groupby(["dataset", "variant"], sort=False):
         ok = g[g["status"] == "ok"]
-        row = {"dataset": name, "runs ok": f"{len(ok)}/{len(g)}"}
+        row = {"dataset": name, "variant": variant, "runs ok": f"{len(ok)}/{len(g)}"}
         for col in ("foscttm", "transfer_rna_to_other", "transfer_other_to_rna"):
             row[col] = _mean_sd(ok[col]) if col in ok else "-"
             row[f"floor {col}"] = f"{floors[name][col]:.3f}" if col in floors[name] else "-"
+        for col in ("loadings_recon_corr", "loadings_marker_overlap"):
+            if col in ok:
+                row[col] = _mean_sd(ok[col])
         row["wall_s"] = _mean_sd(ok["wall_s"]) if len(ok) else "-"
         row["peak_rss_gb"] = _mean_sd(ok["peak_rss_gb"]) if len(ok) else "-"
         rows.append(row)
@@ -133,19 +157,26 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="biclum config override")
+    p.add_argument("--ablation", action="store_true", help="every variant of biclum.benchmark.ABLATIONS")
+    p.add_argument("--loadings", action="store_true", help="gene-loading measures on labelled data")
     p.add_argument("--name", default="all_datasets")
     p.add_argument("--no-write", action="store_true", help="print only")
     a = p.parse_args(argv)
     from biclum.cli import parse_overrides
 
-    overrides = parse_overrides(a.set)
+    from biclum.benchmark import ABLATIONS
+
+    overrides = {**parse_overrides(a.set), **({"_loadings": True} if a.loadings else {})}
+    variants = ABLATIONS if a.ablation else {"default": {}}
     rows, floors = [], {}
     for name in a.datasets:
         floors[name] = _floor(_prepare(name))
-        for seed in a.seeds:
-            row = {"dataset": name, "seed": seed, **_run(name, seed, a.threads, overrides)}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        for variant, changes in variants.items():
+            for seed in a.seeds:
+                row = {"dataset": name, "variant": variant, "seed": seed,
+                       **_run(name, seed, a.threads, {**overrides, **changes})}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     runs = pd.DataFrame(rows)
     table = _summary(runs, floors)
     from biclum.benchmark import _markdown

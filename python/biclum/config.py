@@ -44,7 +44,7 @@ class PreprocessConfig:
 @dataclass
 class PairConfig:
     mnn_k: Optional[int] = None      # k of the mutual-nearest-neighbour search (cosine); None: ~2% of the smaller
-                                     # modality's cells, 5..200 (the paper: 200), logged
+                                     # modality's cells, 10..200 (the paper: 200), logged
     smooth_k: Optional[int] = None   # shared-gene coordinates averaged over this many within-modality neighbours
                                      # before the MNN search; None: ~1% of cells, 5..20; 0: off
     n_shared_pcs: int = 50           # joint PCA of shared genes used for the MNN search
