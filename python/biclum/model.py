@@ -441,6 +441,9 @@ class BiCLUM:
         """
         import anndata as ad
 
+        if not hasattr(self, "cell_names"):
+            raise BiclumModelError("a loaded model holds no training cells, so it has no results to write; embed "
+                                   "cells with transform(adata, modality) and store them in adata.obsm yourself.")
         cells = self.cell_names[modality]
         emb = self.get_cell_embeddings(modality)
         if modality == "rna":

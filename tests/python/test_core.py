@@ -115,6 +115,8 @@ def test_save_load_round_trip(fitted, sim_atac, tmp_path):
                                model.get_feature_embeddings("rna").values, atol=1e-6)
     with pytest.raises(BiclumInputError, match="already holds a saved model"):
         model.save(str(tmp_path / "m"))
+    with pytest.raises(biclum.errors.BiclumModelError, match="loaded model holds no training cells"):
+        loaded.write_to(rna, "rna")
 
 
 def test_load_refuses_other_features(fitted, sim_atac, tmp_path):
