@@ -43,7 +43,7 @@ def test_eccite_quality(shared_data):
     """ECCITE (500 cells, RNA + 49 ADT): floor FOSCTTM 0.262, transfer 0.770; biclum about 0.12 and 0.80."""
     r, o, prep = _embed("eccite")
     assert foscttm_score(r, o) < 0.18
-    assert _transfer(r, o, prep) > 0.70
+    assert _transfer(r, o, prep) > 0.75
 
 
 def test_neurips_cite_quality(shared_data):
