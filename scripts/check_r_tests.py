@@ -44,17 +44,20 @@ def parse(text: str):
     """(counts dict or None, [(reason, n)]) from a testthat.Rout text; the last summary line counts."""
     sums = SUMMARY.findall(text)
     counts = None if not sums else dict(zip(("fail", "warn", "skip", "pass"), map(int, sums[-1])))
-    skips, in_skips = [], False
+    entries, in_skips = [], False
     for line in text.splitlines():
         if "Skipped tests" in line:
             in_skips = True
             continue
-        if in_skips:
-            m = BULLET.match(line)
-            if m:
-                skips.append((m.group(1), int(m.group(2))))
-            elif line.strip() and not line.startswith(" "):
-                in_skips = False
+        if not in_skips:
+            continue
+        if re.match(r"^\s*(?:\u2022|\*|-)\s+", line):
+            entries.append(line.strip())
+        elif line.startswith(" ") and line.strip() and entries:  # newer testthat wraps long reasons
+            entries[-1] += " " + line.strip()
+        elif line.strip():
+            in_skips = False
+    skips = [(m.group(1), int(m.group(2))) for m in map(BULLET.match, entries) if m]
     return counts, skips
 
 

@@ -43,6 +43,15 @@ def test_r_gate_passes_allowed_skips_only(capsys):
     assert "skipped (allowed) x1: SeuratObject 4.1.3" in capsys.readouterr().out
 
 
+def test_r_gate_reads_wrapped_skip_reasons():
+    """testthat 3.2 (Debian 13) wraps a long reason and appends the test's location."""
+    text = ROUT.format(ok=555, skip=1, bullets="\u2022 org.Hs.eg.db / GO.db not installed (optional; Debian: apt-get "
+                       "install\n  r-bioc-org.hs.eg.db r-bioc-go.db) (1): 'test-downstream.R:311:5'")
+    assert R.parse(text)[1] == [("org.Hs.eg.db / GO.db not installed (optional; Debian: apt-get install "
+                                 "r-bioc-org.hs.eg.db r-bioc-go.db)", 1)]
+    assert R.check(text, have_python=True) == []
+
+
 def test_r_gate_fails_on_python_skips_no_tests_or_no_summary():
     env_skip = _rout(40, [("the biclum Python package is not available: no module (set RETICULATE_PYTHON to an "
                            "interpreter with biclum installed)", 42)])
