@@ -19,6 +19,7 @@ gives no batch column. Everything is linear in cells (one pass per batch; MNN pe
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -26,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._logging import logger
-from .errors import BiclumInputError
+from .errors import BiclumInputError, BiclumWarning
 from .pairs import auto_mnn_k, mutual_nearest_neighbors
 
 
@@ -118,6 +119,11 @@ def cross_batch_pairs(x: np.ndarray, labels: np.ndarray, k: Optional[int], exact
     ``x``); k from :func:`biclum.pairs.auto_mnn_k` on the two batches' sizes unless given."""
     codes = batch_codes(labels)
     n_b, n = codes.max() + 1, len(codes)
+    if n_b < 2:
+        warnings.warn(f"{what}: the batch key gives one batch only; no cross-batch pairs (the batch key has no "
+                      f"effect beyond centring). Check the column, or leave the batch key unset.", BiclumWarning,
+                      stacklevel=4)
+        return sp.csr_matrix((n, n), dtype=np.float32)
     rows, cols = [], []
     for a in range(n_b):
         for b in range(a + 1, n_b):

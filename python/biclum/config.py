@@ -78,7 +78,8 @@ class TrainConfig:
     similarity: str = "cosine"       # NT-Xent similarity: "cosine", or "dot" (the reference code's raw product)
     alpha: float = 1e4               # weight of the cell-level contrastive loss
     alpha_batch: Optional[float] = None  # with batch keys: weight of the NT-Xent on cross-batch MNN pairs within a
-                                         # modality; None: alpha
+                                         # modality; None: alpha (default preset: 3; on simulated strong batch
+                                         # effects, 600 cells, batch ASW 0.84 at 1, 0.87 at 3, FOSCTTM +0.003)
     beta: float = 1e4                # weight of the feature-level contrastive loss
     gamma_rna: float = 1.0           # weight of the RNA reconstruction loss
     gamma_other: float = 1.0         # weight of the other modality's reconstruction loss
@@ -111,7 +112,8 @@ PRESETS: dict[str, dict[str, Any]] = {
               "min_shared_genes": 20},
     "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10, "epoch_budget_cells": 2_000_000,
                 "min_steps": 200, "alpha": 1.0, "beta": 1.0, "gamma_rna": 20.0, "gamma_other": 20.0,
-                "target": "scaled", "decoder": "per_feature", "metacells": "joint", "sketch_values": "scaled"},
+                "target": "scaled", "decoder": "per_feature", "metacells": "joint", "sketch_values": "scaled",
+                "alpha_batch": 3.0},
 }
 
 

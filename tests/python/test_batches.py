@@ -7,7 +7,7 @@ import pytest
 import biclum
 from biclum.batches import BatchCentering, cross_batch_pairs
 from biclum.datasets import simulate
-from biclum.errors import BiclumInputError
+from biclum.errors import BiclumInputError, BiclumWarning
 from biclum.metrics import evaluate, ilisi, within_modality_batch_mixing
 
 SMALL = dict(n_top_genes=300, n_pcs=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64), latent_dim=16,
@@ -155,3 +155,12 @@ def test_cli_batch_key_options():
     args = build_parser().parse_args(["fit", "--demo", "--out", "x", "--rna-batch-key", "sample",
                                       "--other-batch-key", "donor"])
     assert (args.rna_batch_key, args.other_batch_key) == ("sample", "donor")
+
+
+def test_one_batch_warns_and_trains(sim_batches):
+    rna, adt, _ = sim_batches
+    one = rna.copy()
+    one.obs["batch"] = "only"
+    with pytest.warns(BiclumWarning, match="one batch only"):
+        res = biclum.integrate(one, adt, "protein", max_epochs=1, progress=False, rna_batch_key="batch", **SMALL)
+    assert np.isfinite(res.rna.obsm["X_biclum"]).all()
