@@ -5,7 +5,7 @@
 
 (a) simulated paired RNA + ATAC and RNA + ADT (biclum.datasets.simulate, ``--cells`` per modality) with a strong
 batch effect in both modalities (two batches, ``batch_effect=1``), run without and with batch keys, and the same
-cells without any batch effect (labels split at random into the same two batches, for the mixing metrics);
+cells without any batch effect (split at random into the same two batches; run without and with batch keys);
 (b) ../shared/data neurips2021_bmmc_cite_starter (obs 'batch': two donors; cell_type) and
 reapseq_pbmc_peterson2017 (obs 'batch': two samples; no labels), without and with batch keys.
 
@@ -70,7 +70,7 @@ def _simulated(cells: int, seed: int):
         clean_rna, clean_other, _ = simulate(cells, modality=modality, paired=True, seed=100 + seed)
         clean_rna.obs["batch"] = rna.obs["batch"].to_numpy()  # same cells, same split, no effect
         clean_other.obs["batch"] = other.obs["batch"].to_numpy()
-        yield f"sim_{modality} no batch effect", clean_rna, clean_other, modality, ann, (None,)
+        yield f"sim_{modality} no batch effect", clean_rna, clean_other, modality, ann, (None, "batch")
 
 
 def _real():
