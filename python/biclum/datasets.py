@@ -50,7 +50,7 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
              n_genes: int = 1500, peaks_per_gene: int = 3, n_distal_peaks: int = 1500, n_latent: int = 8,
              rna_depth: float = 1500.0, atac_depth: float = 800.0, adt_depth: float = 2000.0,
              n_other_cells: Optional[int] = None, seed: int = 0, chunk: int = 5000, n_batches: int = 1,
-             batch_effect: float = 1.0):
+             batch_effect: float = 1.0, independent_batches: bool = False):
     """Simulate RNA + ATAC peaks (``modality="atac"``) or RNA + ADT (``"protein"``) with cell types.
 
     Returns ``(rna, other, annotation)``: two AnnData objects with raw counts (CSR float32) and ``obs["cell_type"]``,
@@ -59,7 +59,8 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
     names and states) in both; otherwise independent cells (``n_other_cells``, default ``n_cells``).
 
     ``n_batches > 1`` assigns cells at random to batches (``obs["batch"]``: "b0", "b1", ...; a paired cell is in
-    the same batch in both) and gives each batch of each modality its own effect on every feature's log rate:
+    the same batch in both unless ``independent_batches``, which draws each modality's batches on their own, so
+    that a cell's batch tells nothing about its partner's) and gives each batch of each modality its own effect on every feature's log rate:
     a shift drawn N(0, 0.5 * batch_effect) and a scale of the biological signal drawn
     lognormal(0, 0.15 * batch_effect) (``batch_effect=1`` is a strong effect: without correction the batches
     separate within every cell type). With ``n_batches=1`` the data are those of earlier versions (same seed).
@@ -80,7 +81,7 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
 
     types_rna, z_rna = draw_cells(n_cells)
     types_other, z_other = (types_rna, z_rna) if paired else draw_cells(n_other)
-    batches = _BatchEffects(n_batches, batch_effect, seed, n_cells, n_other, paired)
+    batches = _BatchEffects(n_batches, batch_effect, seed, n_cells, n_other, paired and not independent_batches)
 
     genes = np.array([f"Gene{i:05d}" for i in range(n_genes)], dtype=object)
     if modality == "protein":
@@ -166,13 +167,13 @@ class _BatchEffects:
     """Per-batch effects of :func:`simulate`, drawn from their own random stream (so ``n_batches=1`` leaves the
     simulator's main stream, hence its data, exactly as before)."""
 
-    def __init__(self, n_batches: int, strength: float, seed: int, n_rna: int, n_other: int, paired: bool):
+    def __init__(self, n_batches: int, strength: float, seed: int, n_rna: int, n_other: int, same: bool):
         if int(n_batches) < 1:
             raise BiclumInputError(f"n_batches={n_batches}: use 1 (no batches) or more.")
         self.n, self.strength = int(n_batches), float(strength)
         self.rng = np.random.default_rng([int(seed), 7919])
         codes_rna = self.rng.integers(0, self.n, size=n_rna)
-        self.codes = {"rna": codes_rna, "other": codes_rna if paired else self.rng.integers(0, self.n, size=n_other)}
+        self.codes = {"rna": codes_rna, "other": codes_rna if same else self.rng.integers(0, self.n, size=n_other)}
 
     def effects(self, modality: str, n_features: int):
         """(shifts n_batches x features, scales n_batches) of one modality; None without batches."""
