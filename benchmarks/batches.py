@@ -1,7 +1,7 @@
 """Batches within a modality (issue 16): biclum with and without batch keys.
 
     python benchmarks/batches.py [--seeds 0 1 2] [--threads 1] [--cells 1500] [--parts sim real]
-                                 [--set KEY=VALUE ...] [--name batches] [--no-write]
+                                 [--only TEXT] [--set KEY=VALUE ...] [--name batches] [--no-write]
 
 (a) simulated paired RNA + ATAC and RNA + ADT (biclum.datasets.simulate, ``--cells`` per modality) with a strong
 batch effect in both modalities (two batches per modality drawn independently, ``batch_effect=1``; and for ATAC
@@ -89,6 +89,19 @@ def _real():
         yield name, rna, other, modality, ann, (None, "batch")
 
 
+def _read_log(path: str) -> list:
+    """The rows a run printed (``case=... batch_key=... seed=... metric=value ...`` lines)."""
+    import re
+
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("case="):
+            fields = dict(f.split("=", 1) for f in re.split(r" (?=\w+=)", line.strip()))
+            rows.append({k: (v if k in ("case", "batch_key") else float(v) if "." in v else int(v))
+                         for k, v in fields.items()})
+    return rows
+
+
 def _summary(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (case, key), g in runs.groupby(["case", "batch_key"], sort=False):
@@ -108,8 +121,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cells", type=int, default=1500)
     ap.add_argument("--parts", nargs="+", default=["sim", "real"], choices=["sim", "real"])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--only", default=None, metavar="TEXT", help="run only the cases whose name contains TEXT")
     ap.add_argument("--name", default="batches")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--from-log", default=None, metavar="LOG",
+                    help="rebuild the table from the 'case=...' lines a run printed (give that run's other options)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "python"))
     warnings.filterwarnings("ignore")
@@ -118,11 +134,13 @@ def main(argv=None) -> int:
 
     set_verbosity("WARNING")
     overrides = parse_overrides(args.set)
-    rows = []
-    for seed in args.seeds:
+    rows = _read_log(args.from_log) if args.from_log else []
+    for seed in [] if args.from_log else args.seeds:
         cases = list(_simulated(args.cells, seed)) if "sim" in args.parts else []
         cases += list(_real()) if "real" in args.parts else []
         for case, rna, other, modality, ann, keys in cases:
+            if args.only and args.only not in case:
+                continue
             for key in keys:
                 row = {"case": case, "batch_key": key or "none", "seed": seed,
                        **_run(rna, other, modality, ann, seed, args.threads, key, overrides)}
@@ -138,16 +156,18 @@ def main(argv=None) -> int:
 
 
 def _write(table, runs, args, argv) -> None:
+    from biclum.benchmark import _markdown
+
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     command = "python benchmarks/batches.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     out = REPO / "benchmarks" / "results" / f"{args.name}.md"
-    text = [f"# biclum with and without batch keys (issue 16)", "",
+    text = ["# biclum with and without batch keys (issue 16)", "",
             f"Command: `{command}`  ", f"Commit: {commit}; threads: {args.threads}; seeds: {args.seeds}; "
             f"simulated cells per modality: {args.cells}; overrides: {args.set or 'none'}", "",
             "Mean ± sd over the seeds. batch_asw_* / ilisi_*: mixing of the batches within each modality's cells "
             "in the joint embedding (scIB batch ASW per cell type when labelled; scaled iLISI); 1 = mixed.", "",
-            table.to_markdown(index=False), "", "## Runs", "", runs.to_markdown(index=False, floatfmt=".4f"), ""]
+            _markdown(table, 3), "", "## Runs", "", _markdown(runs, 4), ""]
     out.write_text("\n".join(text))
     runs.to_csv(out.with_suffix(".csv"), index=False)
     print(f"wrote {out}")
