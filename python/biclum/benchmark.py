@@ -50,7 +50,7 @@ import pandas as pd
 
 from ._logging import logger
 from .errors import BiclumInputError
-from .metrics import METRIC_NAMES, evaluate
+from .metrics import BATCH_METRIC_NAMES, METRIC_NAMES, evaluate
 
 __all__ = [
     "BenchmarkInput", "prepare_input", "pre_integration", "run_method", "run_benchmark", "run_ablation", "run_sensitivity",
@@ -595,6 +595,7 @@ def _row(dataset: str, method: str, res: dict, scores: dict, **label) -> dict:
     row = {"dataset": dataset, "method": method, **label, "status": res["status"]}
     for k in METRIC_NAMES:
         row[k] = scores.get(k, np.nan)
+    row.update({k: scores[k] for k in BATCH_METRIC_NAMES if k in scores})  # batches within the modalities
     for k, v in res.get("extra", {}).items():
         row[k] = v
     for k in TIME_COLUMNS:

@@ -43,7 +43,7 @@ __all__ = [
     "foscttm", "foscttm_score", "label_transfer_accuracy", "mean_average_precision", "normalized_mutual_info",
     "avg_silhouette_width", "graph_connectivity", "seurat_alignment_score", "avg_silhouette_width_batch",
     "neighbor_conservation", "neighborhood_overlap", "omics_mixing", "biology_conservation", "evaluate",
-    "METRIC_NAMES", "ilisi", "within_modality_batch_mixing",
+    "METRIC_NAMES", "BATCH_METRIC_NAMES", "ilisi", "within_modality_batch_mixing",
 ]
 
 #: keys of :func:`evaluate`'s result, in table order
@@ -53,8 +53,9 @@ METRIC_NAMES = (
     "map", "asw_celltype", "nmi", "graph_connectivity",
     "seurat_alignment_score", "asw_batch", "neighbor_conservation",
     "omics_mixing", "biology_conservation",
-    "batch_asw_rna", "batch_asw_other", "ilisi_rna", "ilisi_other",
 )
+#: keys :func:`evaluate` adds when batches within the modalities are given (rna_batch / other_batch)
+BATCH_METRIC_NAMES = ("batch_asw_rna", "batch_asw_other", "ilisi_rna", "ilisi_other")
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -613,8 +614,10 @@ def evaluate(rna_emb, other_emb, rna_labels=None, other_labels=None, *, paired: 
 
     for m, xm, batch, labels in (("rna", xr, rna_batch, rna_labels if have_labels else None),
                                  ("other", xo, other_batch, other_labels if have_labels else None)):
-        if batch is None or len(np.unique(_labels(batch, xm.shape[0], f"{m}_batch"))) < 2:
-            skip([f"batch_asw_{m}", f"ilisi_{m}"], f"no batches given within {m}")
+        if batch is None:  # optional metrics: absent, not "skipped"
+            continue
+        if len(np.unique(_labels(batch, xm.shape[0], f"{m}_batch"))) < 2:
+            skip([f"batch_asw_{m}", f"ilisi_{m}"], f"one batch only within {m}")
             continue
         mix = within_modality_batch_mixing(xm, batch, labels, max_cells_for_silhouette, random_state)
         out[f"batch_asw_{m}"], out[f"ilisi_{m}"] = mix["batch_asw"], mix["ilisi"]
@@ -629,7 +632,7 @@ def evaluate(rna_emb, other_emb, rna_labels=None, other_labels=None, *, paired: 
         out["biology_conservation"] = bc
     else:
         skip(["biology_conservation"], "a component is missing")
-    ordered = {k: out[k] for k in METRIC_NAMES if k in out}
+    ordered = {k: out[k] for k in METRIC_NAMES + BATCH_METRIC_NAMES if k in out}
     return (ordered, skipped) if return_skipped else ordered
 
 
