@@ -62,6 +62,12 @@
 #' @param layer Layer (v5) or slot (v4) holding the raw counts.
 #' @param join_layers For v5 assays whose counts are split into several layers: join them on a copy (`TRUE`,
 #'   default, with a message) or stop with an error (`FALSE`). Cells are never dropped silently.
+#' @param rna.batch,other.batch Seurat objects: names of a metadata column holding each cell's batch (sample,
+#'   donor) within that modality; batch effects within each modality are then removed as well (the Python
+#'   core's `rna_batch_key` / `other_batch_key`). `NULL`: no batches.
+#' @param split.batches Seurat v5 assays whose counts are split into layers (`counts.<name>`): `TRUE` uses the
+#'   split as the batch of each modality that has no `rna.batch` / `other.batch` (the batch of a cell is the
+#'   `<name>` of its layer), as `Seurat::IntegrateLayers()` does.
 #' @param reduction.name Name of the `DimReduc` stored in the Seurat objects.
 #' @param reduction.key Key of the `DimReduc` (column prefix); `NULL`: from `reduction.name`.
 #' @param overwrite If `reduction.name` (or, for ATAC, `activity.assay`) already exists in `rna` or `other`:
@@ -151,6 +157,7 @@ RunBiCLUM.StdAssay <- RunBiCLUM.Assay
 RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annotation = NULL, seed = 0L,
                              max_epochs = NULL, preset = "default", gene_level = FALSE,
                              rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = TRUE,
+                             rna.batch = NULL, other.batch = NULL, split.batches = FALSE,
                              reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE,
                              activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL, ...) {
   modality <- .check_modality(modality[1])
@@ -167,10 +174,15 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   if (activity) .check_new_assay(other, activity.assay, other.assay, overwrite)
   rna_a <- .get_assay(rna, rna.assay, "rna")
   other_a <- .get_assay(other, other.assay, "other")
+  batches <- list(rna = .batch_obs(rna, rna_a, rna.batch, split.batches, layer, "rna"),
+                  other = .batch_obs(other, other_a, other.batch, split.batches, layer, "other"))
   drs <- RunBiCLUM(rna_a, other_a, modality = modality, annotation = annotation, seed = seed,
                    max_epochs = max_epochs, preset = preset, gene_level = gene_level, layer = layer,
                    join_layers = join_layers, rna.assay = rna.assay, other.assay = other.assay,
-                   reduction.key = reduction.key, verbose = verbose, model_dir = model_dir, ...)
+                   reduction.key = reduction.key, verbose = verbose, model_dir = model_dir,
+                   rna_obs = batches$rna, other_obs = batches$other,
+                   rna_batch_key = if (!is.null(batches$rna)) "biclum_batch",
+                   other_batch_key = if (!is.null(batches$other)) "biclum_batch", ...)
   if (activity) {
     counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
                                .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))

@@ -82,6 +82,36 @@
   m[, colnames(a), drop = FALSE]
 }
 
+# Batches of an object's cells for the Python core's batch key: data.frame(biclum_batch) in the assay's cell
+# order from the metadata column `column`, else (split = TRUE) from the v5 layer split (`counts.<name>` -> <name>);
+# NULL for neither.
+.batch_obs <- function(object, a, column, split, layer, what) {
+  if (!is.null(column)) {
+    if (!is.character(column) || length(column) != 1 || !column %in% colnames(object[[]])) {
+      stop(.input_error(paste0(what, ": no metadata column '", paste(column, collapse = ","), "' for ", what,
+                               ".batch; give one of the columns of ", what, "[[]] (e.g. \"orig.ident\")."),
+                        "biclum_bad_batch"))
+    }
+    b <- object[[column]][colnames(a), 1]
+  } else if (isTRUE(split)) {
+    found <- if (inherits(a, "StdAssay")) .layer_names(a, layer) else character()
+    if (length(found) < 2) {
+      stop(.input_error(paste0(what, ": split.batches = TRUE needs a Seurat v5 assay whose '", layer, "' layer ",
+                               "is split (", layer, ".<batch>), e.g. obj[[\"RNA\"]] <- split(obj[[\"RNA\"]], ",
+                               "f = obj$sample); or give ", what, ".batch."), "biclum_bad_batch"))
+    }
+    cells <- lapply(found, function(l) colnames(.so_fun("LayerData")(a, layer = l)))
+    b <- stats::setNames(rep(substring(found, nchar(layer) + 2), lengths(cells)), unlist(cells))[colnames(a)]
+  } else {
+    return(NULL)
+  }
+  if (anyNA(b)) {
+    stop(.input_error(paste0(what, ": ", sum(is.na(b)), " cells have no batch; give every cell one."),
+                      "biclum_bad_batch"))
+  }
+  data.frame(biclum_batch = as.character(b), row.names = colnames(a), stringsAsFactors = FALSE)
+}
+
 # Peak coordinates from a Signac ChromatinAssay's ranges slot (data.frame chrom/start/end) or NULL.
 .assay_coords <- function(a, features) {
   if (methods::.hasSlot(a, "ranges")) {

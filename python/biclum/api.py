@@ -30,6 +30,7 @@ def integrate(rna, other, modality: str = "atac", annotation=None, *, seed: int 
               rna_layer: Optional[str] = None, other_layer: Optional[str] = None,
               gene_activity_kwargs: Optional[dict] = None, protein_mapping=None,
               gene_symbols: Optional[str] = None, other_gene_symbols: Optional[str] = None,
+              rna_batch_key: Optional[str] = None, other_batch_key: Optional[str] = None,
               progress_callback: Optional[Callable] = None, **config) -> IntegrationResult:
     """Integrate unpaired RNA with ATAC (peaks or gene activity) or protein (ADT) in one call.
 
@@ -38,11 +39,14 @@ def integrate(rna, other, modality: str = "atac", annotation=None, *, seed: int 
     ``progress_callback(stage, step, total, message)`` is called at each setup stage and each epoch.
     ``gene_symbols`` / ``other_gene_symbols``: var columns holding the feature names to use (e.g. symbols of an
     Ensembl-indexed RNA object); ``protein_mapping``: antibody -> gene (dict, list or a two-column file).
+    ``rna_batch_key`` / ``other_batch_key``: obs columns with each cell's batch (sample, donor) within its
+    modality; batch effects within a modality are then removed as well (:mod:`biclum.batches`).
     """
     model = BiCLUM(rna, other, modality, annotation, preset=preset, seed=seed, rna_layer=rna_layer,
                    other_layer=other_layer, gene_activity_kwargs=gene_activity_kwargs,
                    protein_mapping=protein_mapping, gene_symbols=gene_symbols,
-                   other_gene_symbols=other_gene_symbols, progress_callback=progress_callback, **config)
+                   other_gene_symbols=other_gene_symbols, rna_batch_key=rna_batch_key,
+                   other_batch_key=other_batch_key, progress_callback=progress_callback, **config)
     model.fit(max_epochs, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
     out_rna = model.write_to(rna, "rna", key_added)
     out_other = model.write_to(other, "other", key_added)

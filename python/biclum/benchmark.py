@@ -50,7 +50,7 @@ import pandas as pd
 
 from ._logging import logger
 from .errors import BiclumInputError
-from .metrics import METRIC_NAMES, evaluate
+from .metrics import BATCH_METRIC_NAMES, METRIC_NAMES, evaluate
 
 __all__ = [
     "BenchmarkInput", "prepare_input", "pre_integration", "run_method", "run_benchmark", "run_ablation", "run_sensitivity",
@@ -96,6 +96,8 @@ class BenchmarkInput:
     ``pbmc_small``, ``bmmc``), loaded lazily, or in-memory ``rna`` / ``other`` AnnData (raw counts; ``other`` =
     ATAC peaks or gene-level ATAC, or ADT) with ``modality`` and ``annotation`` (gene table, ATAC only).
     ``paired``: None = detect (the same cell names in both). ``label_key``: obs column of cell types in both.
+    ``batch_key``: obs column of batches within each modality (adds the within-modality mixing metrics; pass
+    ``config={"rna_batch_key": ..., "other_batch_key": ...}`` to have biclum use them).
     """
 
     name: str
@@ -106,6 +108,7 @@ class BenchmarkInput:
     label_key: Optional[str] = "cell_type"
     paired: Optional[bool] = None
     data_dir: Optional[str] = None
+    batch_key: Optional[str] = None
     _prepared: Optional[dict] = field(default=None, repr=False)
 
     def load(self) -> dict:
@@ -120,20 +123,21 @@ class BenchmarkInput:
                 raise BiclumInputError(f"dataset {self.name!r}: modality must be 'atac' or 'protein', got "
                                        f"{modality!r}.")
             self._prepared = prepare_input(rna, other, modality, annotation, label_key=self.label_key,
-                                           paired=self.paired)
+                                           paired=self.paired, batch_key=self.batch_key)
         return self._prepared
 
     def spec(self, tmpdir: Path) -> dict:
         """JSON-able reference a worker process can load (in-memory data is written to tmpdir as h5ad)."""
         if self.rna is None or self.other is None:
-            return {"name": self.name, "data_dir": self.data_dir, "label_key": self.label_key, "paired": self.paired}
+            return {"name": self.name, "data_dir": self.data_dir, "label_key": self.label_key, "paired": self.paired,
+                    "batch_key": self.batch_key}
         rna_path, other_path = tmpdir / f"{self.name}_rna.h5ad", tmpdir / f"{self.name}_other.h5ad"
         if not rna_path.exists():
             self.rna.write_h5ad(rna_path)
             self.other.write_h5ad(other_path)
         return {"name": self.name, "rna_path": str(rna_path), "other_path": str(other_path),
                 "modality": self.modality, "annotation": self.annotation, "label_key": self.label_key,
-                "paired": self.paired}
+                "paired": self.paired, "batch_key": self.batch_key}
 
     @classmethod
     def from_spec(cls, spec: dict) -> "BenchmarkInput":
@@ -141,8 +145,10 @@ class BenchmarkInput:
             import anndata as ad
 
             return cls(spec["name"], ad.read_h5ad(spec["rna_path"]), ad.read_h5ad(spec["other_path"]),
-                       spec["modality"], spec["annotation"], spec["label_key"], spec["paired"])
-        return cls(spec["name"], label_key=spec["label_key"], paired=spec["paired"], data_dir=spec["data_dir"])
+                       spec["modality"], spec["annotation"], spec["label_key"], spec["paired"],
+                       batch_key=spec.get("batch_key"))
+        return cls(spec["name"], label_key=spec["label_key"], paired=spec["paired"], data_dir=spec["data_dir"],
+                   batch_key=spec.get("batch_key"))
 
 
 def _as_input(obj) -> BenchmarkInput:
@@ -154,12 +160,13 @@ def _as_input(obj) -> BenchmarkInput:
 
 
 def prepare_input(rna, other, modality: str, annotation=None, *, label_key: Optional[str] = "cell_type",
-                  paired: Optional[bool] = None) -> dict:
+                  paired: Optional[bool] = None, batch_key: Optional[str] = None) -> dict:
     """Align paired data and pull the labels out (inputs are not modified).
 
     Paired = both modalities hold the same set of unique cell names (or ``paired=True``, which then requires it);
     the other modality is then reordered to the RNA order. Labels: ``obs[label_key]`` of each modality, None when
-    the column is missing from either.
+    the column is missing from either. Batches within each modality: ``obs[batch_key]`` (None when not given or
+    missing from either).
     """
     same = (rna.obs_names.is_unique and other.obs_names.is_unique and rna.n_obs == other.n_obs
             and set(rna.obs_names) == set(other.obs_names))
@@ -177,6 +184,8 @@ def prepare_input(rna, other, modality: str, annotation=None, *, label_key: Opti
         "rna": rna, "other": other, "modality": modality, "annotation": annotation, "paired": bool(paired),
         "rna_labels": rna.obs[label_key].astype(str).to_numpy() if have else None,
         "other_labels": other.obs[label_key].astype(str).to_numpy() if have else None,
+        **{f"{m}_batch": (ad.obs[batch_key].astype(str).to_numpy() if batch_key is not None and batch_key in
+                          rna.obs and batch_key in other.obs else None) for m, ad in (("rna", rna), ("other", other))},
     }
 
 
@@ -578,13 +587,15 @@ def _score(prep: dict, res: dict, nmi: bool, seed: int) -> dict:
         logger.warning("neighbour conservation skipped: pre-integration coordinates failed (%s)", exc)
         rna_pre = other_pre = None
     return evaluate(res["rna_emb"], res["other_emb"], prep["rna_labels"], prep["other_labels"],
-                    paired=prep["paired"], nmi=nmi, random_state=seed, rna_pre=rna_pre, other_pre=other_pre)
+                    paired=prep["paired"], nmi=nmi, random_state=seed, rna_pre=rna_pre, other_pre=other_pre,
+                    rna_batch=prep.get("rna_batch"), other_batch=prep.get("other_batch"))
 
 
 def _row(dataset: str, method: str, res: dict, scores: dict, **label) -> dict:
     row = {"dataset": dataset, "method": method, **label, "status": res["status"]}
     for k in METRIC_NAMES:
         row[k] = scores.get(k, np.nan)
+    row.update({k: scores[k] for k in BATCH_METRIC_NAMES if k in scores})  # batches within the modalities
     for k, v in res.get("extra", {}).items():
         row[k] = v
     for k in TIME_COLUMNS:

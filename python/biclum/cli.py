@@ -47,6 +47,10 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protein-mapping", default=None, metavar="FILE",
                    help="two-column table (antibody, gene; CSV or TSV) mapping antibody names to gene symbols; "
                         "applied before the built-in table (an empty gene drops the antibody)")
+    p.add_argument("--rna-batch-key", default=None, metavar="COL",
+                   help="RNA obs column with each cell's batch (sample, donor): batches within RNA are integrated too")
+    p.add_argument("--other-batch-key", default=None, metavar="COL",
+                   help="obs column with each cell's batch in the other modality")
     p.add_argument("--label-key", default="cell_type", help="obs column to colour the UMAP by, when present")
     p.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (default OUT/checkpoints)")
     p.add_argument("--resume", default=None, help="resume from this checkpoint directory")
@@ -128,7 +132,8 @@ def cmd_fit(args) -> int:
                     preset=args.preset, progress=not args.quiet and main_rank, rna_layer=args.rna_layer,
                     other_layer=args.other_layer, checkpoint_dir=args.checkpoint_dir or str(out / "checkpoints"),
                     resume=args.resume, protein_mapping=args.protein_mapping, gene_symbols=args.gene_symbols,
-                    other_gene_symbols=args.other_gene_symbols, **overrides)
+                    other_gene_symbols=args.other_gene_symbols, rna_batch_key=args.rna_batch_key,
+                    other_batch_key=args.other_batch_key, **overrides)
     world = distributed.world_size()
     distributed.destroy()  # training was the last collective step
     if not main_rank:

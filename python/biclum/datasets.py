@@ -49,13 +49,21 @@ def _softmax_rates(logits: np.ndarray, libsize: np.ndarray) -> np.ndarray:
 def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, n_types: int = 6,
              n_genes: int = 1500, peaks_per_gene: int = 3, n_distal_peaks: int = 1500, n_latent: int = 8,
              rna_depth: float = 1500.0, atac_depth: float = 800.0, adt_depth: float = 2000.0,
-             n_other_cells: Optional[int] = None, seed: int = 0, chunk: int = 5000):
+             n_other_cells: Optional[int] = None, seed: int = 0, chunk: int = 5000, n_batches: int = 1,
+             batch_effect: float = 1.0, independent_batches: bool = False):
     """Simulate RNA + ATAC peaks (``modality="atac"``) or RNA + ADT (``"protein"``) with cell types.
 
     Returns ``(rna, other, annotation)``: two AnnData objects with raw counts (CSR float32) and ``obs["cell_type"]``,
     and for ATAC a gene annotation DataFrame (gene_name, chrom, start, end, strand; 1-based inclusive) that links
     peaks (named ``chrN-start-end``) to genes; ``None`` for protein. ``paired=True`` gives the same cells (same
     names and states) in both; otherwise independent cells (``n_other_cells``, default ``n_cells``).
+
+    ``n_batches > 1`` assigns cells at random to batches (``obs["batch"]``: "b0", "b1", ...; a paired cell is in
+    the same batch in both unless ``independent_batches``, which draws each modality's batches on their own, so
+    that a cell's batch tells nothing about its partner's) and gives each batch of each modality its own effect on every feature's log rate:
+    a shift drawn N(0, 0.5 * batch_effect) and a scale of the biological signal drawn
+    lognormal(0, 0.15 * batch_effect) (``batch_effect=1`` is a strong effect: without correction the batches
+    separate within every cell type). With ``n_batches=1`` the data are those of earlier versions (same seed).
     """
     import anndata as ad
 
@@ -73,6 +81,7 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
 
     types_rna, z_rna = draw_cells(n_cells)
     types_other, z_other = (types_rna, z_rna) if paired else draw_cells(n_other)
+    batches = _BatchEffects(n_batches, batch_effect, seed, n_cells, n_other, paired and not independent_batches)
 
     genes = np.array([f"Gene{i:05d}" for i in range(n_genes)], dtype=object)
     if modality == "protein":
@@ -83,11 +92,14 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
     base = rng.normal(0, 1.0, size=n_genes).astype(np.float32)
 
     lib_rna = rng.lognormal(np.log(rna_depth), 0.4, size=n_cells).astype(np.float32)
-    rna_X = _poisson_csr(rng, lambda a, b: _softmax_rates(base + z_rna[a:b] @ W, lib_rna[a:b]), n_cells, chunk)
+    eff_rna = batches.effects("rna", n_genes)
+    rna_X = _poisson_csr(rng, lambda a, b: _softmax_rates(
+        base + batches.apply(eff_rna, "rna", a, b, z_rna[a:b] @ W), lib_rna[a:b]), n_cells, chunk)
     names_rna = [f"cell{i}" if paired else f"rna{i}" for i in range(n_cells)]
     type_names = np.array([f"type{t}" for t in range(n_types)], dtype=object)
     rna = ad.AnnData(X=rna_X, obs=pd.DataFrame({"cell_type": pd.Categorical(type_names[types_rna])},
                                               index=names_rna), var=pd.DataFrame(index=genes))
+    batches.annotate(rna, "rna")
 
     names_other = [f"cell{i}" if paired else f"{modality}{i}" for i in range(n_other)]
     obs_other = pd.DataFrame({"cell_type": pd.Categorical(type_names[types_other])}, index=names_other)
@@ -97,11 +109,13 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
         Wp = W[:, idx] * 1.3
         bp = np.full(len(idx), 1.0, dtype=np.float32)
         lib_adt = rng.lognormal(np.log(adt_depth), 0.3, size=n_other).astype(np.float32)
-        adt_X = _poisson_csr(rng, lambda a, b: _softmax_rates(bp + z_other[a:b] @ Wp, lib_adt[a:b]) + 2.0, n_other,
-                             chunk)
+        eff_adt = batches.effects("other", len(idx))
+        adt_X = _poisson_csr(rng, lambda a, b: _softmax_rates(
+            bp + batches.apply(eff_adt, "other", a, b, z_other[a:b] @ Wp), lib_adt[a:b]) + 2.0, n_other, chunk)
         iso = sp.csr_matrix(rng.poisson(3.0, size=(n_other, 1)).astype(np.float32))
         other = ad.AnnData(X=sp.hstack([adt_X, iso], format="csr"), obs=obs_other,
                            var=pd.DataFrame(index=DEFAULT_PANEL + ["IgG1_isotype"]))
+        batches.annotate(other, "other")
         return rna, other, None
 
     # genome: genes laid out on 10 chromosomes, ~60 kb apart; peaks in the gene body / 2 kb upstream of the TSS
@@ -139,11 +153,46 @@ def simulate(n_cells: int = 2000, modality: str = "atac", paired: bool = False, 
     Wa += (rng.normal(0, 0.35, size=Wa.shape) * (rng.random(Wa.shape) < 0.3)).astype(np.float32)
     ba = rng.normal(0, 0.7, size=len(order)).astype(np.float32)
     lib_atac = rng.lognormal(np.log(atac_depth), 0.5, size=n_other).astype(np.float32)
-    atac_X = _poisson_csr(rng, lambda a, b: _softmax_rates(ba + z_other[a:b] @ Wa, lib_atac[a:b]), n_other, chunk)
+    eff_atac = batches.effects("other", len(order))
+    atac_X = _poisson_csr(rng, lambda a, b: _softmax_rates(
+        ba + batches.apply(eff_atac, "other", a, b, z_other[a:b] @ Wa), lib_atac[a:b]), n_other, chunk)
     var = pd.DataFrame({"chrom": [f"chr{c + 1}" for c in peak_chrom], "start": peak_start, "end": peak_end},
                        index=pd.Index(peak_names))
     other = ad.AnnData(X=atac_X, obs=obs_other, var=var)
+    batches.annotate(other, "other")
     return rna, other, annotation
+
+
+class _BatchEffects:
+    """Per-batch effects of :func:`simulate`, drawn from their own random stream (so ``n_batches=1`` leaves the
+    simulator's main stream, hence its data, exactly as before)."""
+
+    def __init__(self, n_batches: int, strength: float, seed: int, n_rna: int, n_other: int, same: bool):
+        if int(n_batches) < 1:
+            raise BiclumInputError(f"n_batches={n_batches}: use 1 (no batches) or more.")
+        self.n, self.strength = int(n_batches), float(strength)
+        self.rng = np.random.default_rng([int(seed), 7919])
+        codes_rna = self.rng.integers(0, self.n, size=n_rna)
+        self.codes = {"rna": codes_rna, "other": codes_rna if same else self.rng.integers(0, self.n, size=n_other)}
+
+    def effects(self, modality: str, n_features: int):
+        """(shifts n_batches x features, scales n_batches) of one modality; None without batches."""
+        if self.n == 1:
+            return None
+        shift = self.rng.normal(0, 0.5 * self.strength, size=(self.n, n_features)).astype(np.float32)
+        scale = self.rng.lognormal(0, 0.15 * self.strength, size=self.n).astype(np.float32)
+        return shift, scale
+
+    def apply(self, effects, modality: str, a: int, b: int, signal: np.ndarray) -> np.ndarray:
+        if effects is None:
+            return signal
+        shift, scale = effects
+        code = self.codes[modality][a:b]
+        return signal * scale[code][:, None] + shift[code]
+
+    def annotate(self, adata, modality: str) -> None:
+        if self.n > 1:
+            adata.obs["batch"] = pd.Categorical(np.array([f"b{c}" for c in self.codes[modality]]))
 
 
 # ---------------------------------------------------------------------------------------------- shared datasets

@@ -43,7 +43,7 @@ __all__ = [
     "foscttm", "foscttm_score", "label_transfer_accuracy", "mean_average_precision", "normalized_mutual_info",
     "avg_silhouette_width", "graph_connectivity", "seurat_alignment_score", "avg_silhouette_width_batch",
     "neighbor_conservation", "neighborhood_overlap", "omics_mixing", "biology_conservation", "evaluate",
-    "METRIC_NAMES",
+    "METRIC_NAMES", "BATCH_METRIC_NAMES", "ilisi", "within_modality_batch_mixing",
 ]
 
 #: keys of :func:`evaluate`'s result, in table order
@@ -54,6 +54,8 @@ METRIC_NAMES = (
     "seurat_alignment_score", "asw_batch", "neighbor_conservation",
     "omics_mixing", "biology_conservation",
 )
+#: keys :func:`evaluate` adds when batches within the modalities are given (rna_batch / other_batch)
+BATCH_METRIC_NAMES = ("batch_asw_rna", "batch_asw_other", "ilisi_rna", "ilisi_other")
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -409,6 +411,63 @@ def neighbor_conservation(x, y, batch, neighbor_frac: float = 0.01, **kwargs) ->
     return float(np.mean(per_batch))
 
 
+def _simpson(dist: np.ndarray, codes: np.ndarray, n_codes: int, perplexity: float, n_iter: int = 50) -> np.ndarray:
+    """Harmony's ``compute_simpson``: per row, Gaussian weights on the neighbour distances with the bandwidth found
+    by bisection so their entropy is log(perplexity), then sum over batches of (weight share)^2."""
+    n = dist.shape[0]
+    beta = np.ones(n)
+    lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+    target = np.log(perplexity)
+    d = dist - dist[:, :1]  # shift per row for stability (cancels in the normalisation)
+    for _ in range(n_iter):
+        p = np.exp(-d * beta[:, None])
+        s = np.maximum(p.sum(axis=1), 1e-300)
+        h = np.log(s) + beta * (d * p).sum(axis=1) / s
+        up = h > target  # entropy too high: narrow the kernel
+        lo = np.where(up, beta, lo)
+        hi = np.where(up, hi, beta)
+        beta = np.where(up, np.where(np.isfinite(hi), (beta + hi) / 2, beta * 2),
+                        np.where(np.isfinite(lo), (beta + lo) / 2, beta / 2))
+    p = np.exp(-d * beta[:, None])
+    p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+    share = np.zeros((n, n_codes))
+    for j in range(codes.shape[1]):
+        np.add.at(share, (np.arange(n), codes[:, j]), p[:, j])
+    return (share ** 2).sum(axis=1)
+
+
+def ilisi(x, batch, perplexity: float = 30.0, scale: bool = True) -> float:
+    """Integration LISI of the batch labels (Korsunsky et al. 2019, Harmony's ``compute_lisi``), as scIB's
+    ``ilisi_graph`` on an embedding: the median over cells of 1/Simpson's index of the batches among the cell's
+    3 * perplexity nearest neighbours (exact, Euclidean), Gaussian-weighted to the given perplexity. With
+    ``scale`` (scIB) the result is (median - 1) / (B - 1): 0 = every neighbourhood holds one batch, 1 = the
+    batches are as mixed as B equal-sized batches can be."""
+    x = _emb(x, "x")
+    b = _labels(batch, x.shape[0], "batch")
+    levels, codes = np.unique(b, return_inverse=True)
+    if len(levels) < 2:
+        raise BiclumInputError("ilisi needs at least 2 batches.")
+    k = int(min(x.shape[0] - 1, 3 * perplexity))
+    dist, idx = _knn(x, k + 1)
+    simpson = _simpson(dist[:, 1:], codes[idx[:, 1:]], len(levels), min(perplexity, k / 3))
+    lisi = float(np.median(1.0 / simpson))
+    return (lisi - 1) / (len(levels) - 1) if scale else lisi
+
+
+def within_modality_batch_mixing(x, batch, labels=None, max_cells: Optional[int] = 50000,
+                                 random_state: int = 0) -> Dict[str, float]:
+    """Mixing of the batches of one modality in its embedding: ``batch_asw`` (scIB: 1 - |silhouette of the
+    batch labels| within each cell type, averaged over types; one group of all cells when ``labels`` is None)
+    and scaled ``ilisi``; both 1 = well mixed. Above ``max_cells`` cells both use a random subsample."""
+    x = _emb(x, "x")
+    b = _labels(batch, x.shape[0], "batch")
+    ct = _labels(labels, x.shape[0], "labels") if labels is not None else np.zeros(x.shape[0], dtype=object)
+    sub = np.arange(x.shape[0])
+    if max_cells is not None and x.shape[0] > max_cells:
+        sub = np.sort(np.random.RandomState(random_state).choice(x.shape[0], max_cells, replace=False))
+    return {"batch_asw": avg_silhouette_width_batch(x[sub], b[sub], ct[sub]), "ilisi": ilisi(x[sub], b[sub])}
+
+
 # ------------------------------------------------------------------------------------------------- aggregates
 def omics_mixing(metrics: Dict[str, float], paired: bool) -> Optional[float]:
     """BiCLUM paper's omics mixing: mean(neighbourhood overlap, graph connectivity, SAS, batch ASW) when paired,
@@ -435,7 +494,7 @@ def evaluate(rna_emb, other_emb, rna_labels=None, other_labels=None, *, paired: 
              max_cells_for_nmi: Optional[int] = 10000, nmi_iterations: int = 2,
              max_cells_for_silhouette: Optional[int] = 50000,
              k_transfer: int = 5, neighbor_frac: float = 0.01, overlap_k: int = 30, rna_pre=None, other_pre=None,
-             random_state: int = 0, return_skipped: bool = False):
+             rna_batch=None, other_batch=None, random_state: int = 0, return_skipped: bool = False):
     """All metrics of one joint embedding, as a dict (keys in :data:`METRIC_NAMES` order; skipped ones absent).
 
     Parameters
@@ -462,6 +521,10 @@ def evaluate(rna_emb, other_emb, rna_labels=None, other_labels=None, *, paired: 
     rna_pre, other_pre
         Each modality's pre-integration coordinates (e.g. its own PCA/LSI) for scglue's neighbour conservation;
         skipped when absent.
+    rna_batch, other_batch
+        Batch (sample/donor) labels of the cells within each modality, optional: each modality with at least two
+        batches adds ``batch_asw_<m>`` and ``ilisi_<m>`` (:func:`within_modality_batch_mixing`, per cell type
+        when labels are given) for its cells in the joint embedding.
     return_skipped
         Also return ``{metric: reason}`` for the skipped metrics.
 
@@ -549,6 +612,16 @@ def evaluate(rna_emb, other_emb, rna_labels=None, other_labels=None, *, paired: 
     else:
         skip(["neighbor_conservation"], "no pre-integration coordinates (rna_pre/other_pre)")
 
+    for m, xm, batch, labels in (("rna", xr, rna_batch, rna_labels if have_labels else None),
+                                 ("other", xo, other_batch, other_labels if have_labels else None)):
+        if batch is None:  # optional metrics: absent, not "skipped"
+            continue
+        if len(np.unique(_labels(batch, xm.shape[0], f"{m}_batch"))) < 2:
+            skip([f"batch_asw_{m}", f"ilisi_{m}"], f"one batch only within {m}")
+            continue
+        mix = within_modality_batch_mixing(xm, batch, labels, max_cells_for_silhouette, random_state)
+        out[f"batch_asw_{m}"], out[f"ilisi_{m}"] = mix["batch_asw"], mix["ilisi"]
+
     om = omics_mixing(out, paired)
     if om is not None:
         out["omics_mixing"] = om
@@ -559,7 +632,7 @@ def evaluate(rna_emb, other_emb, rna_labels=None, other_labels=None, *, paired: 
         out["biology_conservation"] = bc
     else:
         skip(["biology_conservation"], "a component is missing")
-    ordered = {k: out[k] for k in METRIC_NAMES if k in out}
+    ordered = {k: out[k] for k in METRIC_NAMES + BATCH_METRIC_NAMES if k in out}
     return (ordered, skipped) if return_skipped else ordered
 
 

@@ -22,6 +22,7 @@ from . import __version__, distributed
 from ._logging import logger
 from ._threads import setup_threads, thread_limit
 from .backed import is_backed
+from .batches import BatchCentering, batch_codes, batch_labels, cross_batch_pairs, per_batch_feature_means
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError, BiclumWarning
 from .genes import feature_names, reconcile_gene_names
@@ -91,6 +92,9 @@ class BiCLUM:
     protein_mapping
         Antibody -> gene for protein: a dict, a list in var order, or the path of a two-column table (see
         ``biclum.prior.protein_to_gene`` and ``read_protein_mapping``).
+    rna_batch_key, other_batch_key
+        obs columns naming each cell's batch (sample, donor) within a modality, or None (no batches; results then
+        are those of a model without batch support). See :mod:`biclum.batches` for how batches are removed.
     preset, config, **overrides
         ``BiclumConfig.from_preset(preset, **overrides)`` unless a full ``config`` is given. ``num_threads``
         (default None: chosen from the size of the work, see ``biclum._threads``) sets the CPU threads of setup
@@ -101,6 +105,7 @@ class BiCLUM:
                  config: Optional[BiclumConfig] = None, rna_layer: Optional[str] = None,
                  other_layer: Optional[str] = None, gene_activity_kwargs: Optional[dict] = None,
                  protein_mapping=None, gene_symbols: Optional[str] = None, other_gene_symbols: Optional[str] = None,
+                 rna_batch_key: Optional[str] = None, other_batch_key: Optional[str] = None,
                  progress_callback: Optional[Callable] = None, **overrides):
         if modality not in MODALITY_KINDS:
             raise BiclumInputError(f"modality={modality!r}: use 'atac' (peaks or gene activity) or 'protein' (ADT).")
@@ -113,6 +118,7 @@ class BiCLUM:
         self.train_status = "not trained"
         self._callback = progress_callback
         self.gene_symbols = {"rna": gene_symbols, "other": other_gene_symbols}
+        self.batch_keys = {"rna": rna_batch_key, "other": other_batch_key}
         self.gene_renames: dict = {}  # other gene -> rna spelling (case-insensitive match, biclum.genes)
         n_cells = sum(getattr(a, "shape", (0,))[0] for a in (rna, other))
         threads = setup_threads(self.config.train.num_threads, n_cells)
@@ -137,6 +143,8 @@ class BiCLUM:
         other_view = other if loaded["other"] and check_other.keep_cells.all() else \
             _counts_view(other, other_layer, check_other.keep_cells)
         del rna, other  # a backed input's in-memory copy is now held by the views only
+        labels = {"rna": batch_labels(rna_view, self.batch_keys["rna"], "rna"),
+                  "other": batch_labels(other_view, self.batch_keys["other"], "other")}
         self._stage(2, f"moving the {self.modality} modality into gene space")
         gene_other = to_gene_space(other_view, self.modality, annotation, ga_kwargs, protein_mapping)
         gene_other = self._match_gene_names(rna_view, gene_other)
@@ -148,6 +156,7 @@ class BiCLUM:
             warnings.warn(f"other: {int((~keep_other).sum())} cells have no counts on any gene after the move "
                           f"to gene space and were dropped.", BiclumWarning, stacklevel=3)
             X_other, gene_other = X_other[keep_other], gene_other[keep_other]
+            labels["other"] = None if labels["other"] is None else labels["other"][keep_other]
         self.timings["gene_space"] = time.perf_counter() - t0
         self.cell_names = {"rna": np.asarray(rna_view.obs_names), "other": np.asarray(gene_other.obs_names)}
         self.input_var_names = {"rna": np.asarray(rna_view.var_names), "other_genes": np.asarray(gene_other.var_names)}
@@ -202,10 +211,18 @@ class BiCLUM:
             logger.info("ATAC cell encoder input: LSI of %d peaks (%d components)", len(self.peak_lsi.peaks),
                         pcs["other"].shape[1])
         self.timings["preprocess"] = time.perf_counter() - t
+        self.batch_labels = labels
+        self.batch_centering = {m: None if labels[m] is None else BatchCentering.fit(
+            pcs[m], labels[m], cfg.preprocess.batch_scale) for m in MODALITIES}
+        pcs = {m: pcs[m] if labels[m] is None else self.batch_centering[m].transform(pcs[m], labels[m])
+               for m in MODALITIES}
 
         t = time.perf_counter()
         self._stage(5, "finding mutual nearest neighbours between modalities")
         cell_pairs, joint_space = self._find_pairs(norms, pcs, shared)
+        batch_partners = {m: None if labels[m] is None else cross_batch_pairs(
+            pcs[m], labels[m], cfg.pairs.batch_mnn_k, cfg.pairs.exact_knn_max, cfg.train.seed, m)
+            for m in MODALITIES}
         self.pair_flags = dict(zip(MODALITIES, cell_pairs.flags()))
         self.n_mnn_pairs = cell_pairs.n_pairs
         self.feature_pair_index = feature_pairs(self.features["rna"], self.features["other"])
@@ -220,9 +237,12 @@ class BiCLUM:
                        if cfg.preprocess.target == "counts" else norms[m]) for m in MODALITIES}
         scaling = None if cfg.preprocess.target != "scaled" else {
             m: (self.preprocessors[m].mean, self.preprocessors[m].std, cfg.preprocess.max_value) for m in MODALITIES}
+        target_batches = {m: None if labels[m] is None or scaling is None else
+                          per_batch_feature_means(norms[m], labels[m]) for m in MODALITIES}
         self._data = TrainingData(pcs=pcs, targets=targets, sketches=sketches, target_scaling=scaling,
                                   partners={"rna": cell_pairs.rna_partners, "other": cell_pairs.other_partners},
-                                  feature_pairs=self.feature_pair_index)
+                                  feature_pairs=self.feature_pair_index, batch_partners=batch_partners,
+                                  target_batches=target_batches)
         self.module = self._build_module()
         self.timings["setup_total"] = time.perf_counter() - t0
 
@@ -235,8 +255,9 @@ class BiCLUM:
         n_shared_pcs = min(cfg.pairs.n_shared_pcs, len(shared) - 1)
         shared_norms = [norms[m] if np.array_equal(shared_cols[m], np.arange(norms[m].shape[1]))
                         else norms[m][:, shared_cols[m]] for m in MODALITIES]  # no copy when all are shared
+        codes = [None if self.batch_labels[m] is None else batch_codes(self.batch_labels[m]) for m in MODALITIES]
         z = dict(zip(MODALITIES, joint_shared_pca(*shared_norms, n_shared_pcs, seed, cfg.preprocess.max_value,
-                                                  cfg.preprocess.pca_max_cells)))
+                                                  cfg.preprocess.pca_max_cells, batches=codes)))
         del shared_norms
         n = {m: z[m].shape[0] for m in MODALITIES}
         smooth_k = auto_smooth_k(n["rna"], n["other"], cfg.pairs.smooth_k)
@@ -407,17 +428,37 @@ class BiCLUM:
         if modality not in MODALITIES:
             raise BiclumInputError(f"modality={modality!r}: use 'rna' or 'other'.")
 
-    def transform(self, adata, modality: str = "rna", layer: Optional[str] = None, annotation=None) -> np.ndarray:
+    def transform(self, adata, modality: str = "rna", layer: Optional[str] = None, annotation=None,
+                  batch_key: Optional[str] = None) -> np.ndarray:
         """Embed new cells of ``modality`` with the fitted model (query mapping); returns cells x latent.
 
         For ATAC peaks the gene activity is computed with the annotation of the model's genes (kept in the
         model) unless another ``annotation`` is given. The data must contain every feature the model uses.
+        A model trained with a batch key centres the query's PCA/LSI scores per batch (``obs[batch_key]``, by
+        default the training key when the query has that column): a batch seen in training on its stored mean,
+        an unseen batch on its own mean, and a query without a batch column on the training cells' mean.
         """
         self._check_modality_name(modality)
         adata, layer, check = load_checked(adata, layer, f"query {modality}", self.gene_symbols.get(modality))
         view = _counts_view(adata, layer, check.keep_cells)
+        return self._encode(modality, self._query_batch_centred(modality, view, self._query_scores(
+            modality, view, annotation), batch_key))
+
+    def _query_batch_centred(self, modality: str, view, pcs: np.ndarray, batch_key: Optional[str]) -> np.ndarray:
+        centering = getattr(self, "batch_centering", {}).get(modality)
+        if centering is None:
+            return pcs
+        key = batch_key or self.batch_keys.get(modality)
+        labels = batch_labels(view, key, f"query {modality}") if key in view.obs.columns or batch_key else None
+        if labels is not None and len(labels) != pcs.shape[0]:  # cells dropped on the way to gene space
+            raise BiclumModelError(f"query {modality}: {len(labels) - pcs.shape[0]} cells have no counts on the "
+                                   f"model's features; drop them before transform so batches stay aligned.")
+        return centering.transform(pcs, labels, f"query {modality}")
+
+    def _query_scores(self, modality: str, view, annotation) -> np.ndarray:
+        """The query's encoder input (PCA scores, or peak LSI for ATAC) before any batch centring."""
         if modality == "other" and self.peak_lsi is not None:
-            return self._encode("other", self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names)))
+            return self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names))
         if modality == "other":
             if self.modality == "atac" and annotation is None and self._annotation_rows is not None:
                 ann = self._annotation_rows.reset_index(names="gene_name")
@@ -430,8 +471,7 @@ class BiCLUM:
                 f"query {modality}: the data lacks {len(missing)} of the model's {len(self.features[modality])} "
                 f"features (e.g. {list(missing[:5])}); a model only embeds data with the features it was "
                 f"trained on. Subset or reorder nothing: add the missing features (as zeros if truly absent).")
-        pcs, _ = self.preprocessors[modality].transform(as_csr32(view.X), names)
-        return self._encode(modality, pcs)
+        return self.preprocessors[modality].transform(as_csr32(view.X), names)[0]
 
     def write_to(self, adata, modality: str, key_added: str = "biclum", copy: bool = True):
         """Results as an AnnData with the input's obs/var and no X: ``.obsm[f"X_{key}"]``,
@@ -484,6 +524,9 @@ class BiCLUM:
             arrays[f"{m}_sketch"] = self.sketches[m]
         if self.peak_lsi is not None:
             arrays.update(self.peak_lsi.to_arrays("lsi_"))
+        for m, centering in getattr(self, "batch_centering", {}).items():
+            if centering is not None:
+                arrays.update(centering.to_arrays(f"{m}_"))
         if self._annotation_rows is not None:
             ann = self._annotation_rows
             arrays.update(ann_genes=np.asarray(ann.index, dtype=str), ann_chrom=np.asarray(ann["chrom"], dtype=str),
@@ -496,6 +539,7 @@ class BiCLUM:
                    "features": {m: [str(g) for g in self.features[m]] for m in MODALITIES},
                    "history": self.history, "train_status": self.train_status,
                    "gene_symbols": self.gene_symbols, "gene_renames": self.gene_renames,
+                   "batch_keys": self.batch_keys,
                    "gene_space_info": json.loads(json.dumps(self.gene_space_info, default=str))}
         with open(os.path.join(directory, SIDECAR_FILE), "w") as fh:
             json.dump(sidecar, fh, indent=1, default=str)
@@ -529,6 +573,8 @@ class BiCLUM:
                 raise BiclumModelError(f"{directory!r}: the feature list in {SIDECAR_FILE} does not match "
                                        f"{ARRAYS_FILE} ({m}); the saved model is inconsistent.")
         self.peak_lsi = PeakLSI.from_arrays(arrays, "lsi_") if "lsi_peaks" in arrays else None
+        self.batch_keys = sidecar.get("batch_keys", {"rna": None, "other": None})
+        self.batch_centering = {m: BatchCentering.from_arrays(arrays, f"{m}_") for m in MODALITIES}
         self._annotation_rows = None
         if "ann_genes" in arrays:
             self._annotation_rows = pd.DataFrame(

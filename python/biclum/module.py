@@ -88,7 +88,8 @@ class BiCLUMModule(nn.Module):
 
         ``batch[m]`` holds ``pcs`` (cells to encode), ``target`` (dense targets of the first ``n_recon`` of them),
         ``n_recon``; ``batch["pairs"]`` = (rows into rna cells, rows into other cells) of MNN positives;
-        ``feature_pairs`` = (rna feature indices, other feature indices) of the genes used this step.
+        ``feature_pairs`` = (rna feature indices, other feature indices) of the genes used this step;
+        ``batch["batch_pairs"]`` (optional) = {modality: (rows, partner rows) or None} of cross-batch pairs.
         Feature embeddings are computed exactly once per call.
         """
         cell = {m: self.encode_cells(m, batch[m]["pcs"]) for m in MODALITIES}
@@ -106,4 +107,14 @@ class BiCLUMModule(nn.Module):
                             else feat["rna"].sum() * 0)
         terms["total"] = (weights["gamma_rna"] * terms["recon_rna"] + weights["gamma_other"] * terms["recon_other"]
                           + weights["alpha"] * terms["cell"] + weights["beta"] * terms["feature"])
+        if "batch_pairs" in batch:  # cross-batch MNN pairs within each modality: a second cell-level NT-Xent
+            terms["batch"] = self._batch_term(cell, batch["batch_pairs"], tau_cell, similarity)
+            terms["total"] = terms["total"] + weights["alpha_batch"] * terms["batch"]
         return terms
+
+    @staticmethod
+    def _batch_term(cell: dict, pairs: dict, tau: float, similarity: str) -> torch.Tensor:
+        """Mean over the modalities with batches of the NT-Xent of their cross-batch pairs (rows into ``cell[m]``)."""
+        losses = [nt_xent(cell[m][a], cell[m][b], tau, similarity) for m, p in pairs.items() if p is not None
+                  for a, b in [p] if len(a) > 1]
+        return torch.stack(losses).mean() if losses else cell["rna"].sum() * 0

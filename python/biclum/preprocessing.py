@@ -295,18 +295,28 @@ class ModalityPreprocessor:
 
 
 def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int, seed: int,
-                     max_value: Optional[float] = 10.0, max_cells: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality
-    (components fitted on at most ``max_cells`` cells of the two together, every cell projected)."""
-    blocks = []
-    for norm in (norm_a, norm_b):
-        mean, std = sparse_mean_std(norm)
-        blocks.append(StandardizedOperator(norm, mean, std, max_value))
+                     max_value: Optional[float] = 10.0, max_cells: Optional[int] = None,
+                     batches: Sequence[Optional[np.ndarray]] = (None, None)) -> tuple[np.ndarray, np.ndarray]:
+    """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality, or within
+    each of its batches when ``batches`` gives a modality's batch codes (components fitted on at most
+    ``max_cells`` cells of the two together, every cell projected)."""
+    blocks, rows = [], []
+    for norm, codes in zip((norm_a, norm_b), batches):
+        groups = [np.arange(norm.shape[0])] if codes is None else [np.flatnonzero(codes == c)
+                                                                   for c in np.unique(codes)]
+        for idx in groups:
+            part = norm if codes is None else norm[idx]
+            mean, std = sparse_mean_std(part)
+            blocks.append(StandardizedOperator(part, mean, std, max_value))
+            rows.append(idx + (0 if norm is norm_a else norm_a.shape[0]))
     stacked = StackedOperator(blocks)
     fit_op = sample_rows(stacked, max_cells, seed)
     scores, V, _ = randomized_pca(fit_op, n_comps, seed=seed)
     if fit_op is not stacked:
         scores = stacked.dot(V)
+    if len(blocks) > 2:  # back to the input order of the cells
+        order = np.concatenate(rows)
+        scores = scores[np.argsort(order, kind="stable")]
     logger.debug("joint PCA of %d shared genes -> %d components", norm_a.shape[1], scores.shape[1])
     return scores[: norm_a.shape[0]], scores[norm_a.shape[0]:]
 

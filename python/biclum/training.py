@@ -42,6 +42,12 @@ class TrainingData:
     partners: dict            # modality -> CSR adjacency to the other modality's cells (MNN)
     feature_pairs: tuple      # (rna feature indices, other feature indices)
     target_scaling: Optional[dict] = None  # modality -> (mean, std, max_value): targets standardised per feature
+    batch_partners: Optional[dict] = None  # modality -> CSR cells x cells of cross-batch MNN pairs, or None
+    target_batches: Optional[dict] = None  # modality -> (batch codes, batches x features means) or None: scaled
+                                           # targets centred on their batch's means instead of the overall mean
+
+    def has_batches(self) -> bool:
+        return any(v is not None for v in (self.batch_partners or {}).values())
 
 
 @dataclass
@@ -137,6 +143,10 @@ class Trainer:
         self.best_state: Optional[dict] = None
         self.weights = dict(alpha=config.alpha, beta=config.beta, gamma_rna=config.gamma_rna,
                             gamma_other=config.gamma_other)
+        self.terms = TERMS
+        if data.has_batches():  # a second cell-level term on cross-batch pairs within each modality
+            self.weights["alpha_batch"] = config.alpha if config.alpha_batch is None else config.alpha_batch
+            self.terms = TERMS + ("batch",)
         self.loss_fn = module.loss  # tests may wrap this to inject faults
         self.refresh_pairs = refresh_pairs  # callable(module) -> {"rna": csr, "other": csr} of new MNN partners
         # torchrun (biclum.distributed): DDP around the loss, each rank a disjoint shard of every step. One process:
@@ -165,17 +175,42 @@ class Trainer:
             sel = np.sort(self.step_rng.choice(len(ia), size=self.pair_cap, replace=False))
             ia, ib = ia[sel], ib[sel]
         batch = {"pairs": (torch.as_tensor(ia, device=self.device), torch.as_tensor(ib, device=self.device))}
+        if self.data.has_batches():
+            cells, batch["batch_pairs"] = self._batch_pairs(idx, cells)
         for m in MODALITIES:
             target = self._target(m, idx[m])
             batch[m] = {"pcs": self.pcs[m][torch.as_tensor(cells[m], device=self.device)],
                         "target": torch.as_tensor(target, device=self.device), "n_recon": nb[m]}
         return batch
 
+    def _batch_pairs(self, idx: dict, cells: dict) -> tuple[dict, dict]:
+        """Cross-batch partners of the step's cells, appended to ``cells``; per modality (rows, partner rows) into
+        the encoded cells, at most ``pair_cap`` pairs (None for a modality without batches)."""
+        pairs = {}
+        for m in MODALITIES:
+            part = self.data.batch_partners.get(m)
+            if part is None:
+                pairs[m] = None
+                continue
+            pos, mates = _sample_pairs(part, idx[m], self.step_rng)
+            if len(pos) > self.pair_cap:
+                sel = np.sort(self.step_rng.choice(len(pos), size=self.pair_cap, replace=False))
+                pos, mates = pos[sel], mates[sel]
+            start = len(cells[m])
+            cells = {**cells, m: np.concatenate([cells[m], mates])}
+            pairs[m] = (torch.as_tensor(pos, device=self.device),
+                        torch.as_tensor(start + np.arange(len(mates)), device=self.device))
+        return cells, pairs
+
     def _target(self, modality: str, cells: np.ndarray) -> np.ndarray:
-        """Dense reconstruction targets of ``cells``; standardised per feature (and clipped) when the data say so."""
+        """Dense reconstruction targets of ``cells``; standardised per feature (and clipped) when the data say so,
+        centred on each cell's batch means when the modality has batches."""
         target = self.data.targets[modality][cells].toarray()
         if self.data.target_scaling is not None:
             mean, std, max_value = self.data.target_scaling[modality]
+            by_batch = (self.data.target_batches or {}).get(modality)
+            if by_batch is not None:
+                mean = by_batch[1][by_batch[0][cells]]
             target -= mean
             target /= std
             if max_value is not None:
@@ -278,7 +313,7 @@ class Trainer:
             while self.state.epoch < max_epochs:
                 epoch = self.state.epoch
                 (self.ddp or self.module).train()
-                sums = dict.fromkeys(TERMS, 0.0)
+                sums = dict.fromkeys(self.terms, 0.0)
                 t0 = time.perf_counter()
                 order = self._epoch_order(n_steps)
                 if self.dist:
@@ -289,7 +324,7 @@ class Trainer:
                     idx = {m: order[m][c * self.batch_size[m]:(c + 1) * self.batch_size[m]] for m in MODALITIES}
                     terms = self.loss_fn(self._batch(idx), self.sketches, self._feature_pairs(), self.weights,
                                          cfg.tau_cell, cfg.tau_feature, cfg.similarity)
-                    bad = [k for k in TERMS if not torch.isfinite(terms[k]).all()]
+                    bad = [k for k in self.terms if not torch.isfinite(terms[k]).all()]
                     if self.dist:  # all ranks stop together (else the others would wait forever in backward)
                         any_bad, any_interrupt = distributed.any_true(bool(bad), interrupt.raised)
                         bad = bad or (["another rank"] if any_bad else [])
@@ -301,7 +336,7 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     terms["total"].backward()
                     self.optimizer.step()
-                    for k in TERMS:
+                    for k in self.terms:
                         sums[k] += float(terms[k].detach())
                     if (any_interrupt if self.dist else interrupt.raised):
                         stopped = "interrupted"
@@ -309,7 +344,7 @@ class Trainer:
                 if stopped == "nonfinite":
                     break
                 done = s + 1
-                record = {k: sums[k] / done for k in TERMS}
+                record = {k: sums[k] / done for k in self.terms}
                 if self.dist:  # the same epoch loss (so the same early stopping) and BatchNorm statistics everywhere
                     record = distributed.all_reduce_mean(record)
                     distributed.average_buffers(self.module)
@@ -365,6 +400,8 @@ class Trainer:
         params = [p for p in self.module.cell_encoders.parameters() if p.requires_grad]
         weight = {"cell": self.weights["alpha"], "feature": self.weights["beta"],
                   "recon_rna": self.weights["gamma_rna"], "recon_other": self.weights["gamma_other"]}
+        if "batch" in terms:
+            weight["batch"] = self.weights["alpha_batch"]
         norms = {}
         for term, w in weight.items():
             grads = torch.autograd.grad(w * terms[term], params, retain_graph=True, allow_unused=True)
@@ -380,7 +417,7 @@ class Trainer:
         torch.manual_seed(int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
 
     def _stop_nonfinite(self, epoch, step, bad, terms, last_good) -> str:
-        values = {k: float(terms[k].detach()) for k in TERMS}
+        values = {k: float(terms[k].detach()) for k in self.terms}
         finite_params = all(torch.isfinite(p).all() for p in self.module.parameters())
         if not finite_params:
             self.module.load_state_dict(last_good)
