@@ -216,9 +216,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   .biclum_bridge() # fail early (with the fix) when Python is not usable
   var <- NULL
   if (modality == "atac") var <- .atac_var(rownames(other), ranges, gene_level, "other")
-  ann <- if (modality == "atac" && !isTRUE(gene_level)) .annotation_arg(annotation, var$chrom) else
-         .annotation_arg(annotation)
-  fit <- .biclum_fit(rna, other, modality = modality, annotation = ann, other_var = var, seed = seed,
+  fit <- .biclum_fit(rna, other, modality = modality, annotation = annotation, other_var = var, seed = seed,
                      max_epochs = max_epochs, preset = preset, verbose = verbose, model_dir = model_dir,
                      overrides = list(...), rna_obs = rna_obs, other_obs = other_obs)
   misc <- list(modality = modality, params = fit$params, biclum_version = fit$biclum_version,
@@ -230,7 +228,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
 
 .dimreduc <- function(side, cells, assay, key, misc) {
   emb <- .embedded(side$embeddings, cells, key)
-  load <- .used_loadings(side, key)
+  load <- .keyed_loadings(side, key)
   misc$genes_used <- rownames(load)
   misc$n_cells_dropped <- length(cells) - nrow(emb)
   .warn_dropped(misc$side, nrow(emb), length(cells))

@@ -84,32 +84,42 @@
 
 # Batches of an object's cells for the Python core's batch key: data.frame(biclum_batch) in the assay's cell
 # order from the metadata column `column`, else (split = TRUE) from the v5 layer split (`counts.<name>` -> <name>);
-# NULL for neither.
-.batch_obs <- function(object, a, column, split, layer, what) {
+# NULL for neither. `arg`: the argument that named the column.
+.batch_obs <- function(object, a, column, split, layer, what, arg = paste0(what, ".batch")) {
   if (!is.null(column)) {
-    if (!is.character(column) || length(column) != 1 || !column %in% colnames(object[[]])) {
-      stop(.input_error(paste0(what, ": no metadata column '", paste(column, collapse = ","), "' for ", what,
-                               ".batch; give one of the columns of ", what, "[[]] (e.g. \"orig.ident\")."),
-                        "biclum_bad_batch"))
-    }
-    b <- object[[column]][colnames(a), 1]
-  } else if (isTRUE(split)) {
-    found <- if (inherits(a, "StdAssay")) .layer_names(a, layer) else character()
-    if (length(found) < 2) {
-      stop(.input_error(paste0(what, ": split.batches = TRUE needs a Seurat v5 assay whose '", layer, "' layer ",
-                               "is split (", layer, ".<batch>), e.g. obj[[\"RNA\"]] <- split(obj[[\"RNA\"]], ",
-                               "f = obj$sample); or give ", what, ".batch."), "biclum_bad_batch"))
-    }
-    cells <- lapply(found, function(l) colnames(.so_fun("LayerData")(a, layer = l)))
-    b <- stats::setNames(rep(substring(found, nchar(layer) + 2), lengths(cells)), unlist(cells))[colnames(a)]
-  } else {
-    return(NULL)
+    return(.batch_frame(.meta_batch(object[[]], column, colnames(a), what, arg), colnames(a), what))
   }
-  if (anyNA(b)) {
-    stop(.input_error(paste0(what, ": ", sum(is.na(b)), " cells have no batch; give every cell one."),
-                      "biclum_bad_batch"))
+  if (!isTRUE(split)) return(NULL)
+  found <- if (inherits(a, "StdAssay")) .layer_names(a, layer) else character()
+  if (length(found) < 2) {
+    stop(.input_error(paste0(what, ": split.batches = TRUE needs a Seurat v5 assay whose '", layer, "' layer ",
+                             "is split (", layer, ".<batch>), e.g. obj[[\"RNA\"]] <- split(obj[[\"RNA\"]], ",
+                             "f = obj$sample); or give ", arg, "."), "biclum_bad_batch"))
   }
-  data.frame(biclum_batch = as.character(b), row.names = colnames(a), stringsAsFactors = FALSE)
+  cells <- lapply(found, function(l) colnames(.so_fun("LayerData")(a, layer = l)))
+  b <- stats::setNames(rep(substring(found, nchar(layer) + 2), lengths(cells)), unlist(cells))[colnames(a)]
+  .batch_frame(b, colnames(a), what)
+}
+
+# The metadata column `column` (of a Seurat object's meta.data or an SCE's colData) for `cells` (NULL: every row
+# in order), or an error.
+.meta_batch <- function(meta, column, cells, what, arg) {
+  if (!is.character(column) || length(column) != 1 || !column %in% colnames(meta)) {
+    stop(.input_error(paste0(what, ": no metadata column '", paste(column, collapse = ","), "' for ", arg,
+                             "; give one of its columns (", paste(utils::head(colnames(meta), 8), collapse = ", "),
+                             ")."), "biclum_bad_batch"))
+  }
+  if (is.null(cells)) meta[[column]] else meta[cells, column]
+}
+
+# Batch labels (one per cell, in `cells` order) -> data.frame(biclum_batch), or an error naming what is wrong.
+.batch_frame <- function(b, cells, what) {
+  if (length(b) != length(cells) || anyNA(b)) {
+    stop(.input_error(paste0(what, ": ", if (length(b) != length(cells)) paste0(length(b), " batch labels for ",
+                             length(cells), " cells") else paste0(sum(is.na(b)), " cells have no batch"),
+                             "; give every cell one batch."), "biclum_bad_batch"))
+  }
+  data.frame(biclum_batch = as.character(b), row.names = cells, stringsAsFactors = FALSE)
 }
 
 # Peak coordinates from a Signac ChromatinAssay's ranges slot (data.frame chrom/start/end) or NULL.
@@ -191,8 +201,10 @@
   parsed
 }
 
-# Annotation (GRanges, data.frame, or file) -> what the Python core takes (pandas DataFrame or path).
-.annotation_arg <- function(annotation, peak_chroms = NULL) {
+# Annotation (GRanges, data.frame, DataFrame, or file) -> what the Python core takes: the file's path, or the
+# table's columns as they are (a GRanges' seqnames, start, end, strand, gene_name, type, ...) in a "frame" spec.
+# biclum.prior.read_annotation tidies them (aliases, exon rows to gene spans, duplicated names, chromosome names).
+.annotation_arg <- function(annotation) {
   if (is.null(annotation)) return(NULL)
   if (is.character(annotation)) {
     if (length(annotation) != 1 || !file.exists(annotation)) {
@@ -202,60 +214,11 @@
     }
     return(normalizePath(annotation))
   }
-  if (methods::is(annotation, "GRanges")) {
-    df <- as.data.frame(annotation)
-    names(df)[names(df) == "seqnames"] <- "chrom"
-    mc <- names(df)
-    gcol <- intersect(c("gene_name", "symbol", "gene_symbol", "name", "gene_id"), mc)
-    if (!length(gcol)) {
-      stop(.input_error(paste0("annotation: the GRanges has no gene name column (gene_name, symbol, name); ",
-                               "its columns: ", paste(mc, collapse = ", "), "."), "biclum_bad_annotation"))
-    }
-    df$gene_name <- as.character(df[[gcol[1]]])
-  } else if (is.data.frame(annotation) || methods::is(annotation, "DataFrame")) {
-    df <- as.data.frame(annotation)
-    names(df)[names(df) %in% c("seqnames", "chr", "chromosome")] <- "chrom"
-    if (!"gene_name" %in% names(df)) {
-      alt <- intersect(c("symbol", "gene_symbol", "gene", "name"), names(df))
-      if (length(alt)) df$gene_name <- df[[alt[1]]]
-    }
-  } else {
+  if (!(methods::is(annotation, "GRanges") || is.data.frame(annotation) || methods::is(annotation, "DataFrame"))) {
     stop(.input_error(paste0("annotation: expected a GRanges, a data.frame or a file path, got an object of ",
                              "class ", class(annotation)[1], "."), "biclum_bad_annotation"))
   }
-  need <- c("gene_name", "chrom", "start", "end")
-  if (!all(need %in% names(df))) {
-    stop(.input_error(paste0("annotation: needs columns ", paste(need, collapse = ", "), " (and strand); ",
-                             "it has ", paste(names(df), collapse = ", "), "."), "biclum_bad_annotation"))
-  }
-  if (!"strand" %in% names(df)) df$strand <- "+"
-  df <- df[!is.na(df$gene_name) & nzchar(as.character(df$gene_name)), , drop = FALSE]
-  df$chrom <- as.character(df$chrom)
-  df$strand <- as.character(df$strand)
-  df$strand[df$strand %in% c("1", "*")] <- "+"
-  df$strand[df$strand == "-1"] <- "-"
-  # Signac annotations hold one row per exon/UTR: collapse to one span per gene.
-  if (anyDuplicated(df$gene_name)) {
-    key <- df$gene_name
-    first <- !duplicated(key)
-    starts <- tapply(as.numeric(df$start), key, min)
-    ends <- tapply(as.numeric(df$end), key, max)
-    df <- df[first, , drop = FALSE]
-    df$start <- as.numeric(starts[df$gene_name])
-    df$end <- as.numeric(ends[df$gene_name])
-  }
-  # UCSC vs Ensembl chromosome names
-  if (!is.null(peak_chroms) && length(peak_chroms)) {
-    peak_chr <- mean(startsWith(peak_chroms, "chr")) > 0.5
-    ann_chr <- mean(startsWith(df$chrom, "chr")) > 0.5
-    if (peak_chr && !ann_chr) {
-      df$chrom <- paste0("chr", sub("^MT$", "M", df$chrom))
-    } else if (!peak_chr && ann_chr) {
-      df$chrom <- sub("^chrM$", "MT", sub("^chr", "", df$chrom))
-    }
-  }
-  data.frame(gene_name = as.character(df$gene_name), chrom = df$chrom, start = as.numeric(df$start),
-             end = as.numeric(df$end), strand = df$strand, stringsAsFactors = FALSE)
+  .df_to_py(annotation)
 }
 
 .sce_matrix <- function(sce, assay, what) {

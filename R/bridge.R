@@ -19,10 +19,15 @@
   })
 }
 
-# dgCMatrix (features x cells) -> Python dict of numpy arrays (cells x features CSR vectors).
+# The one format of values crossing R <-> Python (python/biclum/bridge/codec.py): tagged lists, `kind` =
+# "adata" (counts as dgCMatrix vectors, obs/var frames), "frame", "strings", "sets" from R; "adata", "frame",
+# "dict", "list", "strings", "reduction" from Python (read by .from_py()).
+
+# dgCMatrix (features x cells) -> "adata" spec (a Python dict of NumPy arrays: cells x features CSR vectors).
 .dgc_to_py <- function(m, obs = NULL, var = NULL) {
   m <- .as_dgc(m)
   spec <- reticulate::dict(
+    kind = "adata",
     x = reticulate::r_to_py(array(m@x)),
     i = reticulate::r_to_py(array(m@i)),
     p = reticulate::r_to_py(array(m@p)),
@@ -35,38 +40,32 @@
   spec
 }
 
-# data.frame -> list(names, columns) for biclum.bridge.columns_to_frame (no pandas conversion by
-# reticulate, which fails in reticulate 1.28 with pandas 2).
-.df_to_py <- function(df) {
-  df <- as.data.frame(df, stringsAsFactors = FALSE, optional = TRUE)
-  cols <- list()
-  nms <- character()
-  for (nm in names(df)) {
-    x <- df[[nm]]
-    if (!is.atomic(x) || !is.null(dim(x))) next
-    entry <- if (is.factor(x)) {
-      codes <- as.integer(x)
-      codes[is.na(codes)] <- 0L
-      list(kind = "factor", values = array(codes), levels = as.list(levels(x)))
-    } else if (is.logical(x) && !anyNA(x)) {
-      list(kind = "logical", values = array(x))
-    } else if (is.integer(x) && !anyNA(x)) {
-      list(kind = "integer", values = array(x))
-    } else if (is.numeric(x) || is.logical(x)) {
-      list(kind = "double", values = array(as.double(x)))
-    } else {
-      x <- as.character(x)
-      na <- is.na(x)
-      x[na] <- ""
-      list(kind = "character", values = array(x), na = array(na)) # array: one NumPy conversion, not one per string
-    }
-    nms <- c(nms, nm)
-    cols[[length(cols) + 1L]] <- entry
+.df_column <- function(x) {
+  if (is.factor(x)) {
+    codes <- as.integer(x)
+    codes[is.na(codes)] <- 0L
+    return(list(kind = "factor", values = array(codes), levels = as.list(levels(x))))
   }
-  reticulate::r_to_py(list(names = as.list(nms), columns = cols))
+  if (is.logical(x) && !anyNA(x)) return(list(kind = "logical", values = array(x)))
+  if (is.integer(x) && !anyNA(x)) return(list(kind = "integer", values = array(x)))
+  if (is.numeric(x) || is.logical(x)) return(list(kind = "double", values = array(as.double(x))))
+  x <- as.character(x)
+  na <- is.na(x)
+  x[na] <- ""
+  list(kind = "character", values = array(x), na = array(na)) # array: one NumPy conversion, not one per string
 }
 
-# list(names, columns) from biclum.bridge.frame_to_columns -> data.frame with row names.
+# data.frame (or anything as.data.frame() takes: a GRanges, a DataFrame) -> "frame" spec, its atomic columns as
+# they are (no pandas conversion by reticulate, which fails in reticulate 1.28 with pandas 2); `index`: row names.
+.df_to_py <- function(df, index = NULL) {
+  df <- as.data.frame(df, stringsAsFactors = FALSE, optional = TRUE)
+  keep <- vapply(df, function(x) is.atomic(x) && is.null(dim(x)), logical(1))
+  spec <- list(kind = "frame", names = as.list(names(df)[keep]), columns = unname(lapply(df[keep], .df_column)))
+  if (!is.null(index)) spec$index <- array(as.character(index))
+  reticulate::r_to_py(spec)
+}
+
+# The columns of a "frame" from Python -> data.frame with row names `rn`.
 .columns_df <- function(x, rn) {
   nms <- as.character(unlist(x$names))
   out <- data.frame(row.names = rn)
@@ -129,14 +128,50 @@
                Dimnames = list(as.character(unlist(v$var_names)), as.character(unlist(v$obs_names))))
 }
 
+# A matrix from Python with `n` rows (reticulate gives a vector for one column, a list for none).
+.py_matrix <- function(x, n, rn) {
+  x <- if (is.list(x)) as.numeric(unlist(x)) else x
+  if (!is.matrix(x)) x <- matrix(as.numeric(x), nrow = n)
+  rownames(x) <- rn
+  x
+}
+
+# "reduction" from Python -> list(embeddings = cells x k, loadings = features used x k (row names: the
+# features), has_mnn_partner = a logical named by cell or NULL).
+.reduction_from_py <- function(v) {
+  cells <- as.character(unlist(v$cells))
+  feats <- as.character(unlist(v$features))
+  partner <- as.logical(unlist(v$has_mnn_partner))
+  list(embeddings = .py_matrix(v$embedding, length(cells), cells),
+       loadings = .py_matrix(v$loadings, length(feats), feats),
+       has_mnn_partner = if (length(partner) == length(cells)) stats::setNames(partner, cells))
+}
+
+# A value from Python (converted by .py_deep) -> R: data.frames, list(counts, obs, var), named lists, reductions.
+.from_py <- function(v) {
+  kind <- if (is.list(v)) v[["kind"]] else NULL
+  if (is.null(kind)) return(v)
+  switch(kind,
+    frame = {
+      index <- as.character(unlist(v$index))
+      df <- .columns_df(v, make.unique(index))
+      if (identical(index, as.character(seq_along(index) - 1L))) rownames(df) <- NULL
+      attrs <- v$attrs
+      for (nm in names(attrs)) attr(df, nm) <- .from_py(attrs[[nm]])
+      df
+    },
+    adata = list(counts = .vectors_to_dgc(v), obs = .columns_df(v$obs, as.character(unlist(v$obs_names))),
+                 var = .columns_df(v$var, as.character(unlist(v$var_names)))),
+    dict = stats::setNames(lapply(v$values, .from_py), as.character(unlist(v$names))),
+    list = lapply(v$values, .from_py),
+    strings = as.character(unlist(v$values)),
+    reduction = .reduction_from_py(v),
+    v)
+}
+
 # Python AnnData -> list(counts = dgCMatrix features x cells, obs = data.frame, var = data.frame).
 .anndata_to_r <- function(adata, layer = NULL) {
-  bridge <- .biclum_bridge()
-  v <- .py_deep(bridge$anndata_to_vectors(adata, layer = layer))
-  counts <- .vectors_to_dgc(v)
-  obs <- .columns_df(v$obs, colnames(counts))
-  var <- .columns_df(v$var, rownames(counts))
-  list(counts = counts, obs = obs, var = var)
+  .from_py(.py_deep(.biclum_bridge()$anndata_to_vectors(adata, layer = layer)))
 }
 
 #' Move single-cell data between R and the biclum Python package

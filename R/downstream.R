@@ -107,11 +107,10 @@
     spec <- .dgc_to_py(m, obs = obs, var = var)
   } else {
     features <- if (is.null(loadings)) character() else rownames(loadings)
-    spec <- reticulate::dict(obs_names = reticulate::r_to_py(array(cells)),
+    spec <- reticulate::dict(kind = "adata", obs_names = reticulate::r_to_py(array(cells)),
                              var_names = reticulate::r_to_py(array(features)), convert = FALSE)
     if (!is.null(obs) && ncol(obs) > 0) reticulate::py_set_item(spec, "obs", .df_to_py(obs))
   }
-  reticulate::py_set_item(spec, "__biclum__", "adata")
   if (!is.null(emb)) {
     reticulate::py_set_item(spec, "obsm", reticulate::dict(X_biclum = unname(emb[cells, , drop = FALSE])))
   }
@@ -123,14 +122,14 @@
 
 .ds_frame <- function(df) {
   df <- as.data.frame(df, stringsAsFactors = FALSE, optional = TRUE)
-  list(`__biclum__` = "frame", frame = .df_to_py(df), index = array(rownames(df)))
+  .df_to_py(df, index = rownames(df))
 }
 
 .ds_strings <- function(x) {
   x <- as.character(x)
   na <- is.na(x)
   x[na] <- ""
-  list(`__biclum__` = "strings", values = array(x), na = array(na))
+  list(kind = "strings", values = array(x), na = array(na))
 }
 
 .ds_sets <- function(x, what) {
@@ -138,7 +137,7 @@
     stop(.input_error(paste0(what, ": a list of gene sets must be named (list(name = c(\"gene1\", ...)))."),
                       "biclum_bad_argument"))
   }
-  list(`__biclum__` = "sets", names = as.list(names(x)),
+  list(kind = "sets", names = as.list(names(x)),
        values = unname(lapply(x, function(g) array(as.character(g)))))
 }
 
@@ -159,27 +158,7 @@
   bridge <- .biclum_bridge()
   res <- bridge$downstream_from_r(fun, reticulate::r_to_py(args), verbose = isTRUE(verbose),
                                   log_fn = if (isTRUE(verbose)) .log_fn() else NULL)
-  .ds_value(.py_result(res)$value)
-}
-
-.ds_value <- function(v) {
-  tag <- if (is.list(v)) v[["__biclum__"]] else NULL
-  if (is.null(tag)) return(v)
-  switch(tag,
-    frame = {
-      index <- as.character(unlist(v$index))
-      df <- .columns_df(v$frame, make.unique(index))
-      if (identical(index, as.character(seq_along(index) - 1L))) rownames(df) <- NULL
-      attrs <- v$attrs
-      for (nm in names(attrs)) attr(df, nm) <- .ds_value(attrs[[nm]])
-      df
-    },
-    adata = list(counts = .vectors_to_dgc(v), obs = .columns_df(v$obs, as.character(unlist(v$obs_names))),
-                 var = .columns_df(v$var, as.character(unlist(v$var_names)))),
-    dict = stats::setNames(lapply(v$values, .ds_value), as.character(unlist(v$names))),
-    list = lapply(v$values, .ds_value),
-    strings = as.character(unlist(v$values)),
-    v)
+  .from_py(.py_result(res)$value)
 }
 
 # 0-based positions from Python -> 1-based R positions
@@ -415,7 +394,6 @@ GenePeakLinks <- function(rna, atac, annotation = NULL, reduction = "biclum", at
                              "a Signac ChromatinAssay that holds one."), "biclum_bad_annotation"))
   }
   ann <- .annotation_arg(annotation)
-  if (!is.character(ann)) ann <- .ds_frame(ann)
   out <- .ds_call("links_from_cells", list(
     rna = sides$rna, atac = sides$other, annotation = ann, use_rep = "X_biclum", n_metacells = n_metacells,
     k = k, seed = as.integer(seed), window = window, method = method, n_control = n_control,
@@ -472,8 +450,7 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
     stop(.input_error("annotation: the gene activity needs a gene annotation; give a GRanges, a data.frame or a file path.",
                       "biclum_bad_annotation"))
   }
-  ann <- .annotation_arg(annotation, var$chrom)
-  if (!is.character(ann)) ann <- .ds_frame(ann)
+  ann <- .annotation_arg(annotation)
   spec <- .ds_adata(atac, "atac", assay = assay, layer = layer, var = var)
   m <- .ds_call("gene_activity", c(list(atac = spec, annotation = ann), list(...)), verbose = verbose)$counts
   if (identical(colnames(m), colnames(atac))) return(m)

@@ -66,7 +66,9 @@
 #' @noRd
 #' @param rna,other dgCMatrix features x cells.
 #' @param other_var data.frame chrom/start/end for peaks (or NULL).
-#' @return list(rna = list(embeddings, loadings, features, used), other = ..., params, biclum_version)
+#' @param annotation NULL, a path, a data.frame or a GRanges (.annotation_arg()).
+#' @return list(rna = <reduction>, other = <reduction>, params, biclum_version); a reduction is list(embeddings,
+#'   loadings (the features used only), has_mnn_partner) (.reduction_from_py()).
 .biclum_fit <- function(rna, other, modality, annotation = NULL, other_var = NULL, seed = 0L,
                         max_epochs = NULL, preset = "default", verbose = TRUE, model_dir = NULL,
                         overrides = list(), rna_obs = NULL, other_obs = NULL) {
@@ -74,7 +76,6 @@
   .check_unique_cells(rna, "rna")
   .check_unique_cells(other, "other")
   bridge <- .biclum_bridge()
-  if (!is.null(annotation) && !is.character(annotation)) annotation <- .df_to_py(annotation)
   if (length(overrides)) {
     bad <- names(overrides)[is.null(names(overrides)) | !nzchar(names(overrides))]
     if (length(bad) || is.null(names(overrides))) stop("additional arguments (...) must be named", call. = FALSE)
@@ -88,7 +89,7 @@
                      "biclum_log")
   res <- bridge$integrate_from_r(
     .dgc_to_py(rna, obs = rna_obs, var = rna_var), .dgc_to_py(other, obs = other_obs, var = other_var),
-    modality = modality, annotation = annotation, seed = as.integer(seed),
+    modality = modality, annotation = .annotation_arg(annotation), seed = as.integer(seed),
     max_epochs = if (is.null(max_epochs)) NULL else as.integer(max_epochs),
     preset = preset, verbose = verbose,
     progress_fn = if (verbose) .progress_fn() else NULL,
@@ -96,13 +97,11 @@
     progress_interval = as.numeric(getOption("biclum.progress_interval", 1)),
     model_dir = if (is.null(model_dir)) NULL else path.expand(model_dir),
     overrides = reticulate::dict(overrides))
-  res <- .py_result(res)
+  res <- .from_py(.py_result(res)$value)
   if (verbose) {
     .emit(sprintf("biclum: done in %.1f s", as.numeric(difftime(Sys.time(), t0, units = "secs"))),
           "biclum_log")
   }
-  res$rna <- .side(res$rna)
-  res$other <- .side(res$other)
   res
 }
 
@@ -127,21 +126,6 @@
   }
 }
 
-.side <- function(s) {
-  emb <- s$embedding
-  if (!is.matrix(emb)) emb <- matrix(emb, ncol = 1)
-  rownames(emb) <- as.character(unlist(s$cells))
-  load <- s$loadings
-  feats <- as.character(unlist(s$features))
-  if (!is.matrix(load)) load <- matrix(load, nrow = length(feats))
-  rownames(load) <- feats
-  used <- as.logical(unlist(s$used))
-  if (length(used) != length(feats)) used <- rowSums(abs(load)) > 0
-  partner <- as.logical(unlist(s$has_mnn_partner))
-  partner <- if (length(partner) == nrow(emb)) stats::setNames(partner, rownames(emb)) else NULL
-  list(embeddings = emb, loadings = load, used = used, has_mnn_partner = partner)
-}
-
 # Embeddings of the embedded cells, in the order of `cells` (the Python side leaves out cells it dropped), columns
 # key_1..key_k.
 .embedded <- function(emb, cells, key) {
@@ -160,8 +144,9 @@
     "embedding; the result holds the ", n_kept, " embedded cells."), call = NULL)))
 }
 
-.used_loadings <- function(side, key) {
-  load <- side$loadings[side$used, , drop = FALSE]
+# Loadings of a reduction (the features used), columns key_1..key_k.
+.keyed_loadings <- function(side, key) {
+  load <- side$loadings
   colnames(load) <- paste0(key, seq_len(ncol(load)))
   load
 }

@@ -22,6 +22,10 @@
 #' @param layer Layer (v5; split layers are joined on a copy) or slot (v4) of the raw counts.
 #' @param annotation ATAC: a gene annotation (as in [RunBiCLUM()]) to use instead of the one kept in the model.
 #' @param gene_level ATAC: `TRUE` when the query is already gene-level (gene activities).
+#' @param batch The query's batches, for a model trained with batches (`rna.batch` / `other.batch` of
+#'   [RunBiCLUM()], the Python `batch_key`): Seurat, the name of a `meta.data` column; SCE, the name of a `colData`
+#'   column; a matrix, one label per cell. A batch seen in training is centred on its training mean, a new batch on
+#'   its own mean (the Python `BiCLUM.transform(batch_key = )`). `NULL`: every cell on the training cells' mean.
 #' @param reduction.name,reduction.key Name and key of the `DimReduc` (`NULL` key: from the name).
 #' @param name Name of the `reducedDim` (SCE).
 #' @param overwrite Replace an existing reduction of that name with a message (`TRUE`) or stop (`FALSE`).
@@ -52,16 +56,17 @@ ProjectBiCLUM <- function(query, model_dir, ...) {
 #' @rdname ProjectBiCLUM
 #' @export
 ProjectBiCLUM.default <- function(query, model_dir, modality = c("rna", "atac", "protein"), annotation = NULL,
-                                  gene_level = FALSE, reduction.key = "BICLUM_", verbose = FALSE, ...) {
-  .project_matrix(.as_dgc(query, "query"), model_dir, modality[1], annotation, NULL, gene_level, reduction.key,
-                  verbose)
+                                  gene_level = FALSE, batch = NULL, reduction.key = "BICLUM_", verbose = FALSE, ...) {
+  m <- .as_dgc(query, "query")
+  .project_matrix(m, model_dir, modality[1], annotation, NULL, gene_level, reduction.key, verbose,
+                  obs = if (!is.null(batch)) .batch_frame(batch, colnames(m), "query"))
 }
 
 #' @rdname ProjectBiCLUM
 #' @export
 ProjectBiCLUM.Seurat <- function(query, model_dir, modality = c("rna", "atac", "protein"), assay = NULL,
-                                 layer = "counts", annotation = NULL, gene_level = FALSE, reduction.name = "biclum",
-                                 reduction.key = NULL, overwrite = TRUE, verbose = FALSE, ...) {
+                                 layer = "counts", annotation = NULL, gene_level = FALSE, batch = NULL,
+                                 reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE, verbose = FALSE, ...) {
   .check_new_reduction(query, reduction.name, "query", overwrite)
   assay <- assay %||% SeuratObject::DefaultAssay(query)
   a <- .get_assay(query, assay, "query")
@@ -69,7 +74,8 @@ ProjectBiCLUM.Seurat <- function(query, model_dir, modality = c("rna", "atac", "
   atac <- identical(modality[1], "atac")
   key <- reduction.key %||% .key_from_name(reduction.name)
   emb <- .project_matrix(m, model_dir, modality[1], annotation %||% if (atac) .assay_annotation(a),
-                         if (atac) .assay_coords(a, rownames(m)), gene_level, key, verbose)
+                         if (atac) .assay_coords(a, rownames(m)), gene_level, key, verbose,
+                         obs = .batch_obs(query, a, batch, FALSE, layer, "query", "batch"))
   dr <- SeuratObject::CreateDimReducObject(
     embeddings = emb, assay = assay, stdev = as.numeric(apply(emb, 2, stats::sd)), key = key,
     misc = list(model_dir = normalizePath(model_dir), modality = modality[1], projected = TRUE))
@@ -85,12 +91,19 @@ ProjectBiCLUM.SummarizedExperiment <- function(query, model_dir, ...) {
 #' @rdname ProjectBiCLUM
 #' @export
 projectBiCLUM <- function(query, model_dir, modality = c("rna", "atac", "protein"), assay = "counts",
-                          annotation = NULL, gene_level = FALSE, name = "BiCLUM", overwrite = TRUE, verbose = FALSE) {
+                          annotation = NULL, gene_level = FALSE, batch = NULL, name = "BiCLUM", overwrite = TRUE,
+                          verbose = FALSE) {
   .need_pkg("SingleCellExperiment", "projectBiCLUM()")
   .check_new_reduction(query, name, "query", overwrite, arg = "name")
   m <- .sce_matrix(query, assay, "query")
+  obs <- NULL
+  if (!is.null(batch)) {
+    cd <- as.data.frame(SummarizedExperiment::colData(query), optional = TRUE)
+    obs <- .batch_frame(.meta_batch(cd, batch, NULL, "query", "batch"), colnames(m), "query")
+  }
   emb <- .project_matrix(m, model_dir, modality[1], annotation,
-                         if (identical(modality[1], "atac")) .sce_coords(query), gene_level, paste0(name, "_"), verbose)
+                         if (identical(modality[1], "atac")) .sce_coords(query), gene_level, paste0(name, "_"), verbose,
+                         obs = obs)
   x <- .as_sce(query)
   colnames(x) <- colnames(m)
   if (nrow(emb) < ncol(x)) x <- x[, rownames(emb)]
@@ -98,8 +111,9 @@ projectBiCLUM <- function(query, model_dir, modality = c("rna", "atac", "protein
   x
 }
 
-# Counts (features x cells dgCMatrix) -> embeddings of the cells the saved model embeds (cells x dims).
-.project_matrix <- function(m, model_dir, modality, annotation, ranges, gene_level, key, verbose) {
+# Counts (features x cells dgCMatrix) -> embeddings of the cells the saved model embeds (cells x dims); `obs`: NULL
+# or data.frame(biclum_batch) of the cells' batches (.batch_obs()), the query's batch key.
+.project_matrix <- function(m, model_dir, modality, annotation, ranges, gene_level, key, verbose, obs = NULL) {
   modality <- .ds_choice(modality, c("rna", "atac", "protein"), "modality")
   if (!is.character(model_dir) || length(model_dir) != 1 || !dir.exists(model_dir)) {
     stop(.input_error(paste0("model_dir: '", paste(model_dir, collapse = ", "), "' is not a directory; give the ",
@@ -108,16 +122,12 @@ projectBiCLUM <- function(query, model_dir, modality = c("rna", "atac", "protein
   }
   .check_unique_cells(m, "query")
   var <- if (modality == "atac") .atac_var(rownames(m), ranges, gene_level, "query") else NULL
-  ann <- .annotation_arg(annotation, var$chrom)
-  if (!is.null(ann) && !is.character(ann)) ann <- .df_to_py(ann)
-  res <- .biclum_bridge()$project_from_r(.dgc_to_py(m, var = var), normalizePath(model_dir), modality,
-                                         annotation = ann, verbose = isTRUE(verbose),
-                                         log_fn = if (isTRUE(verbose)) .log_fn() else NULL)
-  res <- .py_result(res)
-  emb <- res$embedding
-  if (!is.matrix(emb)) emb <- matrix(emb, nrow = length(unlist(res$cells)))
-  rownames(emb) <- as.character(unlist(res$cells))
-  emb <- .embedded(emb, colnames(m), key)
+  res <- .biclum_bridge()$project_from_r(.dgc_to_py(m, obs = obs, var = var), normalizePath(model_dir), modality,
+                                         annotation = .annotation_arg(annotation),
+                                         batch_key = if (!is.null(obs)) "biclum_batch",
+                                         verbose = isTRUE(verbose), log_fn = if (isTRUE(verbose)) .log_fn() else NULL)
+  emb <- .embedded(.from_py(.py_result(res)$value)$embeddings, colnames(m), key)
   .warn_dropped("query", nrow(emb), ncol(m))
   emb
 }
+

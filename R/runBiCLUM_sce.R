@@ -55,7 +55,7 @@ runBiCLUM.default <- function(rna, other, modality = c("atac", "protein"), annot
                            reduction.key = "BiCLUM_", verbose = verbose, model_dir = model_dir, ...)
   side <- function(s, cells) {
     emb <- .embedded(s$embeddings, cells, "BiCLUM_")
-    attr(emb, "rotation") <- .used_loadings(s, "BiCLUM_")
+    attr(emb, "rotation") <- .keyed_loadings(s, "BiCLUM_")
     emb
   }
   list(rna = side(drs$fit$rna, colnames(.as_dgc(rna))), other = side(drs$fit$other, colnames(.as_dgc(other))),
@@ -82,8 +82,7 @@ runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "pro
   other_m <- .sce_matrix(other, other.assay, "other")
   ranges <- if (modality == "atac") .sce_coords(other) else NULL
   var <- if (modality == "atac") .atac_var(rownames(other_m), ranges, gene_level, "other") else NULL
-  ann <- .annotation_arg(annotation, var$chrom)
-  fit <- .biclum_fit(rna_m, other_m, modality = modality, annotation = ann, other_var = var, seed = seed,
+  fit <- .biclum_fit(rna_m, other_m, modality = modality, annotation = annotation, other_var = var, seed = seed,
                      max_epochs = max_epochs, preset = preset, verbose = verbose, model_dir = model_dir,
                      overrides = list(...))
   key <- paste0(name, "_")
@@ -106,7 +105,7 @@ runBiCLUM.SummarizedExperiment <- function(rna, other, modality = c("atac", "pro
   n_cells <- ncol(x)
   .warn_dropped(meta$side, nrow(emb), n_cells)
   if (nrow(emb) < n_cells) x <- x[, rownames(emb)]
-  load <- .used_loadings(side, key)
+  load <- .keyed_loadings(side, key)
   attr(emb, "rotation") <- load
   SingleCellExperiment::reducedDim(x, name) <- emb
   if (!is.null(side$has_mnn_partner)) {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -69,15 +69,7 @@ def _read_gtf_like(path: str, fmt: str) -> pd.DataFrame:
                       low_memory=False)
     if raw.empty:
         raise BiclumInputError(f"read_annotation: {path!r} has no records; give a GTF/GFF3 with gene records.")
-    t = raw["type"].str.lower()
-    genes = raw[t.isin(_GENE_TYPES) | t.str.endswith("_gene")]
-    aggregate = False
-    if genes.empty:  # no gene records: build genes from transcripts / exons
-        for typ in ("transcript", "mrna", "exon"):
-            genes = raw[t == typ]
-            if not genes.empty:
-                aggregate = True
-                break
+    genes, aggregate = _gene_records(raw, "type")
     if genes.empty:
         raise BiclumInputError(f"read_annotation: {path!r} ({fmt.upper()}) has no gene, transcript or exon "
                                "records; give an annotation with gene records.")
@@ -94,11 +86,31 @@ def _read_gtf_like(path: str, fmt: str) -> pd.DataFrame:
     df = pd.DataFrame({"gene_name": name.to_numpy(), "chrom": genes["chrom"].to_numpy(),
                        "start": genes["start"].to_numpy(), "end": genes["end"].to_numpy(),
                        "strand": genes["strand"].to_numpy(), "gene_id": gid.to_numpy()})
-    if aggregate:
-        df = (df.groupby(["gene_name", "chrom", "strand"], sort=False, dropna=True)
-                .agg(start=("start", "min"), end=("end", "max"), gene_id=("gene_id", "first"))
-                .reset_index())
-    return df
+    return _collapse_to_genes(df) if aggregate else df
+
+
+def _gene_records(df: pd.DataFrame, type_col: str) -> tuple[pd.DataFrame, bool]:
+    """The gene records of an annotation with a feature-type column (GTF/GFF3 ``type``, a Signac/EnsDb GRanges'
+    ``type``): the ``gene`` rows if there are any, else the transcript (or exon) rows, which
+    :func:`_collapse_to_genes` must then merge into gene spans (second value True); no rows when the column
+    names none of these."""
+    t = df[type_col].astype(str).str.lower()
+    genes = df[t.isin(_GENE_TYPES) | t.str.endswith("_gene")]
+    if not genes.empty:
+        return genes, False
+    for typ in ("transcript", "mrna", "exon"):
+        if (t == typ).any():
+            return df[t == typ], True  # Signac's exon/cds/utr/gap rows: their exons
+    return df.iloc[:0], False
+
+
+def _collapse_to_genes(df: pd.DataFrame) -> pd.DataFrame:
+    """One span per gene and chromosome: rows of a feature-level annotation (transcripts, exons, UTRs) merged per
+    (gene_name, chrom, strand) into the smallest start and largest end; a name on several chromosomes keeps one
+    row per chromosome (the duplicate rule of :func:`_tidy` then chooses)."""
+    extra = {"gene_id": ("gene_id", "first")} if "gene_id" in df.columns else {}
+    return (df.groupby(["gene_name", "chrom", "strand"], sort=False, dropna=True, observed=True)
+              .agg(start=("start", "min"), end=("end", "max"), **extra).reset_index())
 
 
 def _read_bed(path: str) -> pd.DataFrame:
@@ -115,26 +127,41 @@ def _read_bed(path: str) -> pd.DataFrame:
                          "end": pd.to_numeric(raw[2]).to_numpy(), "strand": raw[5].to_numpy()})
 
 
+def _column(df: pd.DataFrame, aliases) -> Optional[str]:
+    col = next((c for c in aliases if c in df.columns), None)
+    if col is None:
+        lower = {str(c).lower(): c for c in df.columns}
+        col = next((lower[a.lower()] for a in aliases if a.lower() in lower), None)
+    return col
+
+
 def _from_table(df: pd.DataFrame, what: str) -> pd.DataFrame:
-    out = {}
-    for key, aliases in _ALIASES.items():
-        col = next((c for c in aliases if c in df.columns), None)
-        if col is None:
-            lower = {str(c).lower(): c for c in df.columns}
-            col = next((lower[a.lower()] for a in aliases if a.lower() in lower), None)
-        if col is None:
-            if key == "gene_id":
-                continue
-            if key == "strand":
-                raise BiclumInputError(
-                    f"read_annotation: {what} has no strand column (columns: {list(df.columns)[:10]}); "
-                    "gene windows extend upstream of the TSS, which needs the strand. Add a 'strand' column "
-                    "(+/-) or use a GTF/GFF3/BED6 annotation.")
+    """The columns of a table (or of a GRanges as R's ``as.data.frame`` gives it) by their aliases; a table
+    with a feature-type column ``type`` (Signac/EnsDb: exon, cds, utr, gap rows) keeps its gene records or
+    merges its transcripts/exons into gene spans, as the GTF reader does."""
+    cols = {key: _column(df, aliases) for key, aliases in _ALIASES.items()}
+    if cols["gene_name"] is None:
+        cols["gene_name"] = cols["gene_id"]  # e.g. a GRanges with gene_id only
+    for key in ("gene_name", "chrom", "start", "end", "strand"):
+        if cols[key] is not None:
+            continue
+        if key == "strand":
             raise BiclumInputError(
-                f"read_annotation: {what} has no {key!r} column (columns: {list(df.columns)[:10]}); "
-                "an annotation table needs columns gene_name, chrom, start, end, strand.")
-        out[key] = df[col].to_numpy()
-    return pd.DataFrame(out)
+                f"read_annotation: {what} has no strand column (columns: {list(df.columns)[:10]}); "
+                "gene windows extend upstream of the TSS, which needs the strand. Add a 'strand' column "
+                "(+/-) or use a GTF/GFF3/BED6 annotation.")
+        raise BiclumInputError(
+            f"read_annotation: {what} has no {key!r} column (columns: {list(df.columns)[:10]}); "
+            "an annotation table needs columns gene_name, chrom, start, end, strand.")
+    out = pd.DataFrame({key: df[col].to_numpy() for key, col in cols.items() if col is not None})
+    type_col = _column(df, ("type",))
+    if type_col is None:
+        return out
+    rows, aggregate = _gene_records(out.assign(_type=df[type_col].to_numpy()), "_type")
+    if rows.empty:  # a "type" column of something else (e.g. biotypes): the rows are genes
+        return out
+    rows = rows.drop(columns="_type")
+    return _collapse_to_genes(rows) if aggregate else rows
 
 
 def _tidy(df: pd.DataFrame, what: str, duplicates: str) -> pd.DataFrame:
