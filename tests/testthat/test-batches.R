@@ -66,3 +66,32 @@ test_that("batch arguments are checked", {
                  class = "biclum_bad_batch")
   }
 })
+
+test_that("ProjectBiCLUM passes the query's batch column to the model (transform(batch_key = ))", {
+  skip_if_no_biclum_python()
+  d <- sim_with_samples()
+  model <- file.path(tempdir(), "biclum-batch-model")
+  unlink(model, recursive = TRUE)
+  res <- RunBiCLUM(d$rna, d$atac, modality = "atac", annotation = d$annotation, seed = 0L, max_epochs = 1L,
+                   batch_size = sim_batch, verbose = FALSE, rna.batch = "sample", other.batch = "sample",
+                   model_dir = model)
+  q <- ProjectBiCLUM(d$rna, model, modality = "rna", batch = "sample", reduction.name = "proj")
+  e_q <- SeuratObject::Embeddings(q[["proj"]])
+  # the Python call with the same batch column
+  loaded <- reticulate::import("biclum.model", convert = FALSE)$BiCLUM$load(model)
+  e_py <- reticulate::py_to_r(loaded$transform(d$py$rna, "rna", batch_key = "sample"))
+  rownames(e_py) <- reticulate::py_to_r(d$py$rna$obs_names$tolist())
+  expect_lt(max_abs_diff(unname(e_q[rownames(e_py), ]), unname(e_py)), 1e-5)
+  # training cells with their batch get their fitted embeddings; without the batch they do not
+  e_fit <- SeuratObject::Embeddings(res$rna[["biclum"]])
+  expect_lt(max_abs_diff(unname(e_q[rownames(e_fit), ]), unname(e_fit)), 1e-4)
+  e_none <- SeuratObject::Embeddings(ProjectBiCLUM(d$rna, model, modality = "rna")[["biclum"]])
+  expect_gt(max_abs_diff(unname(e_none[rownames(e_fit), ]), unname(e_fit)), 1e-3)
+  # the matrix method takes one label per cell
+  m <- counts_of(d$rna)
+  e_m <- ProjectBiCLUM(m, model, modality = "rna", batch = d$rna$sample[colnames(m)])
+  expect_lt(max_abs_diff(unname(e_m[rownames(e_py), ]), unname(e_py)), 1e-5)
+  expect_error(ProjectBiCLUM(d$rna, model, modality = "rna", batch = "donor"), "batch", class = "biclum_bad_batch")
+  expect_error(ProjectBiCLUM(m, model, modality = "rna", batch = c("a", "b")), class = "biclum_bad_batch")
+  unlink(model, recursive = TRUE)
+})
