@@ -50,8 +50,11 @@
 #' @param modality `"atac"` or `"protein"`.
 #' @param annotation Gene annotation for the ATAC gene-activity transform: a `GRanges` (with a `gene_name`
 #'   column, as in Signac/EnsDb annotations), a `data.frame` with `gene_name`, `chrom`, `start`, `end`,
-#'   `strand` (1-based, inclusive), or the path of such a table (e.g. `mm10_genes.tsv.gz`). `NULL`: the
-#'   annotation of a Signac `ChromatinAssay`.
+#'   `strand` (1-based, inclusive), or the path of such a table (e.g. `mm10_genes.tsv.gz`) or of a GTF/GFF3/BED6.
+#'   `NULL`: the annotation of a Signac `ChromatinAssay`. Its columns go to Python unchanged and are read there
+#'   (`biclum.prior.read_annotation()`), as the Python API reads them: column aliases (`seqnames`, `symbol`, ...),
+#'   exon/UTR rows (a `type` column) merged into gene spans, a gene name on several chromosomes kept once (its
+#'   longest copy), rows without a `+`/`-` strand left out.
 #' @param seed Random seed (the same seed gives the same embeddings as the Python API).
 #' @param max_epochs Maximum number of training epochs (`NULL`: the preset's).
 #' @param preset Configuration preset of the Python core (`"default"` or `"paper"`).

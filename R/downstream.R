@@ -332,7 +332,7 @@ MatchedMetacells <- function(rna, other, reduction = "biclum", other.reduction =
 #'   and `res$other` of `res <- RunBiCLUM(rna, atac, modality = "atac", ...)`.
 #' @param annotation Gene annotation: a `GRanges` with a `gene_name` column, a data.frame (`gene_name`,
 #'   `chrom`, `start`, `end`, `strand`; 1-based) or the path of such a table; `NULL`: the annotation of a
-#'   Signac `ChromatinAssay`.
+#'   Signac `ChromatinAssay`. Read in Python as by [RunBiCLUM()].
 #' @param reduction,atac.reduction Names of the joint embedding in `rna` and `atac`.
 #' @param rna.assay,atac.assay Assays of RNA counts and of peak counts (default: the default assays).
 #' @param layer Layer (v5) or slot (v4) of raw counts.

@@ -174,7 +174,6 @@ def plot_marker_overlap(overlap: pd.DataFrame, title: str = "", save: Optional[s
 def plot_enrichment(enr: pd.DataFrame, n_top: int = 3, queries: Optional[Sequence[str]] = None,
                     title: str = "", save: Optional[str] = None):
     """Dot plot of the top ``n_top`` terms per query: colour = -log10 FDR, size = overlap."""
-    plt = _plt()
     if len(enr) == 0:
         raise BiclumInputError("plot_enrichment: the enrichment table is empty.")
     if queries is not None:
@@ -183,16 +182,25 @@ def plot_enrichment(enr: pd.DataFrame, n_top: int = 3, queries: Optional[Sequenc
     terms = list(dict.fromkeys(top["term"]))
     qs = list(dict.fromkeys(enr["query"]))
     sub = enr[enr["term"].isin(terms) & enr["query"].isin(qs)]
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(qs) + 3), max(3, 0.3 * len(terms) + 1.5)))
-    xi = pd.Index(qs).get_indexer(sub["query"])
-    yi = pd.Index(terms).get_indexer(sub["term"])
-    sc = ax.scatter(xi, yi, s=20 + 15 * sub["overlap"], c=-np.log10(sub["fdr"].clip(lower=1e-300)), cmap="viridis")
-    ax.set_xticks(np.arange(len(qs)))
-    ax.set_xticklabels(qs, rotation=90, fontsize=7)
-    ax.set_yticks(np.arange(len(terms)))
-    ax.set_yticklabels(terms, fontsize=7)
-    ax.set_ylim(len(terms) - 0.5, -0.5)
-    fig.colorbar(sc, ax=ax, fraction=0.03).set_label("-log10 FDR")
+    return _dot_plot(qs, terms, sub["query"], sub["term"], size=20 + 15 * sub["overlap"],
+                     color=-np.log10(sub["fdr"].clip(lower=1e-300)), cmap="viridis", label="-log10 FDR",
+                     title=title, save=save, col_width=0.45)
+
+
+def _dot_plot(cols: list, rows: list, col_of, row_of, size, color, cmap: str, label: str, title: str,
+              save: Optional[str], col_width: float = 0.4):
+    """Dot plot on a grid of ``cols`` (x, labels turned) by ``rows`` (y, first at the top): one dot per entry of
+    ``col_of``/``row_of`` with its ``size`` and ``color`` (colour bar ``label``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, col_width * len(cols) + 3), max(3, 0.3 * len(rows) + 1.5)))
+    sc = ax.scatter(pd.Index(cols).get_indexer(col_of), pd.Index(rows).get_indexer(row_of), s=size, c=color,
+                    cmap=cmap)
+    ax.set_xticks(np.arange(len(cols)))
+    ax.set_xticklabels(cols, rotation=90, fontsize=7)
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels(rows, fontsize=7)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    fig.colorbar(sc, ax=ax, fraction=0.03).set_label(label)
     ax.set_title(title, fontsize=10)
     return _finish(fig, save)
 
@@ -202,7 +210,6 @@ def plot_interactions(lr: pd.DataFrame, n_top: int = 25, fdr_max: Optional[float
     """Dot plot of the top ``n_top`` interactions (at most ``max_per_pair`` sender/receiver combinations per
     ligand-receptor pair): rows = ligand -> receptor, columns = sender -> receiver, colour = score,
     size = -log10 p."""
-    plt = _plt()
     d = lr[lr["expressed"]] if "expressed" in lr.columns else lr
     if fdr_max is not None:
         d = d[d["fdr"] <= fdr_max]
@@ -210,17 +217,8 @@ def plot_interactions(lr: pd.DataFrame, n_top: int = 25, fdr_max: Optional[float
     d = d.groupby(["ligand", "receptor"], sort=False).head(max_per_pair).head(n_top)
     if len(d) == 0:
         raise BiclumInputError("plot_interactions: no interaction to plot (all filtered out).")
-    pairs = list(dict.fromkeys(d["ligand"] + " -> " + d["receptor"]))
-    cts = list(dict.fromkeys(d["sender"] + " -> " + d["receiver"]))
-    xi = pd.Index(cts).get_indexer(d["sender"] + " -> " + d["receiver"])
-    yi = pd.Index(pairs).get_indexer(d["ligand"] + " -> " + d["receptor"])
-    fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(cts) + 3), max(3, 0.3 * len(pairs) + 1.5)))
-    sc = ax.scatter(xi, yi, s=30 + 40 * -np.log10(d["pval"].clip(lower=1e-4)), c=d["score"], cmap="magma_r")
-    ax.set_xticks(np.arange(len(cts)))
-    ax.set_xticklabels(cts, rotation=90, fontsize=7)
-    ax.set_yticks(np.arange(len(pairs)))
-    ax.set_yticklabels(pairs, fontsize=7)
-    ax.set_ylim(len(pairs) - 0.5, -0.5)
-    fig.colorbar(sc, ax=ax, fraction=0.03).set_label("score")
-    ax.set_title(title, fontsize=10)
-    return _finish(fig, save)
+    pair = d["ligand"] + " -> " + d["receptor"]
+    cells = d["sender"] + " -> " + d["receiver"]
+    return _dot_plot(list(dict.fromkeys(cells)), list(dict.fromkeys(pair)), cells, pair,
+                     size=30 + 40 * -np.log10(d["pval"].clip(lower=1e-4)), color=d["score"], cmap="magma_r",
+                     label="score", title=title, save=save)
