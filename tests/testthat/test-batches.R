@@ -91,6 +91,13 @@ test_that("ProjectBiCLUM passes the query's batch column to the model (transform
   m <- counts_of(d$rna)
   e_m <- ProjectBiCLUM(m, model, modality = "rna", batch = d$rna$sample[colnames(m)])
   expect_lt(max_abs_diff(unname(e_m[rownames(e_py), ]), unname(e_py)), 1e-5)
+  if (requireNamespace("SingleCellExperiment", quietly = TRUE)) { # projectBiCLUM: a colData column
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = m),
+                                                      colData = S4Vectors::DataFrame(sample = d$rna$sample[colnames(m)]))
+    e_sce <- SingleCellExperiment::reducedDim(projectBiCLUM(sce, model, modality = "rna", batch = "sample"), "BiCLUM")
+    expect_lt(max_abs_diff(unname(e_sce[rownames(e_py), ]), unname(e_py)), 1e-5)
+    expect_error(projectBiCLUM(sce, model, modality = "rna", batch = "donor"), class = "biclum_bad_batch")
+  }
   expect_error(ProjectBiCLUM(d$rna, model, modality = "rna", batch = "donor"), "batch", class = "biclum_bad_batch")
   expect_error(ProjectBiCLUM(m, model, modality = "rna", batch = c("a", "b")), class = "biclum_bad_batch")
   unlink(model, recursive = TRUE)
