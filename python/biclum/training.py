@@ -458,6 +458,8 @@ class Trainer:
                     break
             else:
                 self.state.status = f"reached max_epochs={max_epochs}"
+        if self.state.status == "running":  # a caller's callback stopped the loop
+            self.state.status = f"ended by a callback after epoch {self.state.epoch - 1}"
         if self.best_state is not None and not self.state.status.startswith("stopped"):
             self.module.load_state_dict(self.best_state)
         for cb in callbacks:
