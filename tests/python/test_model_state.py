@@ -18,15 +18,17 @@ SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128
              latent_dim=16, n_shared_pcs=15, feature_batch_size=256, num_threads=1)
 
 
+SIM = dict(n_cells=300, modality="atac", n_genes=300, n_distal_peaks=200, seed=3)
+
+
 @pytest.fixture(scope="module")
 def sim():
-    return simulate(300, modality="atac", n_genes=300, n_distal_peaks=200, seed=3)
+    return simulate(**SIM)
 
 
 @pytest.fixture(scope="module")
 def fitted(sim):
-    rna, atac, ann = sim
-    return biclum.BiCLUM(rna, atac, "atac", ann, **SMALL).fit(2, progress=False)
+    return biclum.BiCLUM(*sim[:2], "atac", sim[2], **SMALL).fit(2, progress=False)
 
 
 @pytest.fixture(scope="module")
