@@ -9,7 +9,7 @@ new cells (query mapping).
 """
 from __future__ import annotations
 
-import copy
+from copy import deepcopy
 import dataclasses
 import time
 from typing import Callable, Optional
@@ -101,7 +101,7 @@ class BiCLUM:
         if config is None:
             config = BiclumConfig.from_preset(preset, **overrides)
         else:  # the caller's config is left as it is
-            config = copy.deepcopy(config).update(**overrides)
+            config = deepcopy(config).update(**overrides)
         symbols = {"rna": gene_symbols, "other": other_gene_symbols}
         batch_keys = {"rna": rna_batch_key, "other": other_batch_key}
         n_cells = sum(getattr(a, "shape", (0,))[0] for a in (rna, other))

@@ -147,7 +147,8 @@ def auto_smooth_k(n_rna: int, n_other: int, requested=None) -> int:
     return int(max(5, min(20, round(0.01 * min(n_rna, n_other)))))
 
 
-def sample_partners(partners: sp.csr_matrix, cells: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_partners(partners: sp.csr_matrix, cells: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One partner drawn uniformly for each of ``cells`` that has partners (rows of the CSR adjacency ``partners``).
     Returns (positions into ``cells`` of the cells kept, their partners)."""
     deg = np.diff(partners.indptr)[cells]

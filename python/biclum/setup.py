@@ -14,7 +14,6 @@ from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ._logging import logger
 from .backed import is_backed
@@ -111,7 +110,7 @@ class _GeneSpace:
     gene_other: object
     renames: dict
     info: dict
-    peaks: Optional[sp.csr_matrix]  # ATAC peaks of the kept cells when the encoder reads peak LSI
+    peaks: Optional[tuple]  # (ATAC peaks of the kept cells, peak names) when the encoder reads the peak LSI
 
 
 class _Stages:

@@ -129,3 +129,23 @@ def test_early_stopping_alone():
     flags = [stop.on_epoch_end(t, {"total": v, "epoch": i}) for i, v in enumerate(losses)]
     assert flags == [False, False, False, True] and t.state.best_epoch == 1
     assert t.state.status.startswith("early stopped after epoch 3")
+
+
+def test_a_saved_model_missing_a_piece_names_its_version(fitted, tmp_path):
+    import json
+
+    path = fitted.save(str(tmp_path / "m"))
+    with open(f"{path}/model.json") as fh:
+        sidecar = json.load(fh)
+    del sidecar["config"]
+    with open(f"{path}/model.json", "w") as fh:
+        json.dump(sidecar, fh)
+    with pytest.raises(BiclumModelError, match=rf"biclum {biclum.__version__}\) lacks 'config'"):
+        biclum.BiCLUM.load(path)
+
+
+def test_the_callers_config_is_left_alone(sim):
+    config = biclum.BiclumConfig.from_preset("default", **SMALL)
+    before = config.to_dict()
+    model = biclum.BiCLUM(*sim[:2], "atac", sim[2], config=config, latent_dim=8)
+    assert config.to_dict() == before and model.config.model.latent_dim == 8
