@@ -1,5 +1,11 @@
 """The training loop: mini-batch sampling, early stopping, checkpoints, a non-finite guard and clean interruption.
 
+The loop (``Trainer._fit``) runs epochs of steps and calls small parts: after each epoch every :class:`Callback`
+(``on_epoch_end(trainer, record) -> stop?``: :class:`EarlyStopping`, :class:`ProgressReport`, the caller's, e.g.
+:class:`PairRefresh`, then :class:`Checkpointing`); in each step :class:`NonFiniteStop` before the backward pass
+and :class:`InterruptStop` (Ctrl-C) after it. The loop's MNN partners (``Trainer.partners``) start as the
+prepared ones; :class:`TrainingData` itself is never modified.
+
 Cost per epoch is linear in cells: each step encodes a fixed number of cells and computes the feature
 embeddings (whose input size does not depend on the number of cells) exactly once.
 """
