@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -118,3 +119,20 @@ class BiCLUMModule(nn.Module):
         losses = [nt_xent(cell[m][a], cell[m][b], tau, similarity) for m, p in pairs.items() if p is not None
                   for a, b in [p] if len(a) > 1]
         return torch.stack(losses).mean() if losses else cell["rna"].sum() * 0
+
+
+@torch.no_grad()
+def embed_cells(module: BiCLUMModule, modality: str, pcs: np.ndarray, normalize: bool,
+                batch_size: int = 8192) -> np.ndarray:
+    """Cell embeddings of ``pcs`` (the encoder input) in eval mode, in batches written into one preallocated
+    float32 array (no autograd graph is kept); L2-normalised when ``normalize`` (``normalize_output``)."""
+    module.eval()
+    enc = module.cell_encoders[modality]
+    device = next(module.parameters()).device
+    out = np.empty((pcs.shape[0], module.init_params["latent_dim"]), dtype=np.float32)
+    for i in range(0, pcs.shape[0], batch_size):
+        z = enc(torch.as_tensor(pcs[i:i + batch_size], device=device))
+        if normalize:
+            z = F.normalize(z, dim=1)
+        out[i:i + batch_size] = z.cpu().numpy()
+    return out

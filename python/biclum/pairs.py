@@ -147,13 +147,14 @@ def auto_smooth_k(n_rna: int, n_other: int, requested=None) -> int:
     return int(max(5, min(20, round(0.01 * min(n_rna, n_other)))))
 
 
-def sample_partners(partners: sp.csr_matrix, cells: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """For each cell in ``cells`` that has partners, one partner drawn uniformly. Returns (cells kept, partners)."""
+def sample_partners(partners: sp.csr_matrix, cells: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One partner drawn uniformly for each of ``cells`` that has partners (rows of the CSR adjacency ``partners``).
+    Returns (positions into ``cells`` of the cells kept, their partners)."""
     deg = np.diff(partners.indptr)[cells]
-    keep = deg > 0
-    cells = cells[keep]
-    offsets = (rng.random(len(cells)) * deg[keep]).astype(np.int64)
-    return cells, partners.indices[partners.indptr[cells] + offsets]
+    positions = np.flatnonzero(deg > 0)
+    offsets = (rng.random(len(positions)) * deg[positions]).astype(np.int64)
+    return positions, partners.indices[partners.indptr[cells[positions]] + offsets]
 
 
 def feature_pairs(features_rna: np.ndarray, features_other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,11 @@
 """The training loop: mini-batch sampling, early stopping, checkpoints, a non-finite guard and clean interruption.
 
+The loop (``Trainer._fit``) runs epochs of steps and calls small parts: after each epoch every :class:`Callback`
+(``on_epoch_end(trainer, record) -> stop?``: :class:`EarlyStopping`, :class:`ProgressReport`, the caller's, e.g.
+:class:`PairRefresh`, then :class:`Checkpointing`); in each step :class:`NonFiniteStop` before the backward pass
+and :class:`InterruptStop` (Ctrl-C) after it. The loop's MNN partners (``Trainer.partners``) start as the
+prepared ones; :class:`TrainingData` itself is never modified.
+
 Cost per epoch is linear in cells: each step encodes a fixed number of cells and computes the feature
 embeddings (whose input size does not depend on the number of cells) exactly once.
 """
@@ -14,7 +20,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,15 +32,16 @@ from ._threads import thread_limit, training_threads
 from .config import TrainConfig
 from .errors import BiclumInputError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
+from .pairs import sample_partners
 from .validation import cap_to_data
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TERMS = ("total", "recon_rna", "recon_other", "cell", "feature")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingData:
-    """Everything the loop reads, built once by the model's setup step."""
+    """Everything the loop reads, built once by the setup stage (:func:`biclum.setup.prepare`); never modified."""
 
     pcs: dict                 # modality -> float32 array (cells x n_pcs)
     targets: dict             # modality -> CSR float32 (cells x features)
@@ -116,23 +123,167 @@ def _c_sigint_action():
         return None
 
 
-def _sample_pairs(partners: sp.csr_matrix, cells: np.ndarray, rng: np.random.Generator):
-    deg = np.diff(partners.indptr)[cells]
-    positions = np.flatnonzero(deg > 0)
-    offsets = (rng.random(len(positions)) * deg[positions]).astype(np.int64)
-    return positions, partners.indices[partners.indptr[cells[positions]] + offsets]
+class Callback:
+    """A part of the loop. ``on_epoch_end`` runs after every completed epoch (all callbacks, in order) and returns
+    True to stop training; ``on_interrupt`` when Ctrl-C stopped an epoch; ``on_train_end`` after the best weights
+    are restored."""
+
+    def on_train_begin(self, trainer: "Trainer", max_epochs: int) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> bool:
+        return False
+
+    def on_interrupt(self, trainer: "Trainer") -> None:
+        pass
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Tracks the best epoch (its weights become ``trainer.best_state``); stops after ``patience`` epochs without
+    a relative improvement of ``min_delta``."""
+
+    def __init__(self, patience: int, min_delta: float):
+        self.patience, self.min_delta = patience, min_delta
+
+    def on_epoch_end(self, trainer, record) -> bool:
+        st = trainer.state
+        if record["total"] < st.best_loss - self.min_delta * abs(st.best_loss) or trainer.best_state is None:
+            st.best_loss, st.best_epoch, st.bad_epochs = record["total"], record["epoch"], 0
+            trainer.best_state = trainer.last_good
+        else:
+            st.bad_epochs += 1
+        if st.bad_epochs < self.patience:
+            return False
+        st.status = f"early stopped after epoch {record['epoch']} (best epoch {st.best_epoch})"
+        return True
+
+
+class ProgressReport(Callback):
+    """The tqdm bar, the debug log line and the user's ``progress_callback(stage, step, total, message)``."""
+
+    def __init__(self, show: bool, callback: Optional[Callable]):
+        self.show, self.callback, self.bar = show, callback, None
+
+    def on_train_begin(self, trainer, max_epochs) -> None:
+        from tqdm.auto import tqdm
+
+        self.max_epochs = max_epochs
+        self.bar = tqdm(total=max_epochs, initial=trainer.state.epoch, disable=not (self.show and trainer.main),
+                        desc="biclum", unit="epoch", dynamic_ncols=True)
+
+    def on_epoch_end(self, trainer, r) -> bool:
+        epoch, n = r["epoch"] + 1, self.max_epochs
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{r['total']:.4g}", cell=f"{r['cell']:.3f}", feat=f"{r['feature']:.3f}")
+        logger.debug("epoch %d: %s", r["epoch"], {k: round(v, 5) for k, v in r.items()})
+        if self.callback is not None and trainer.main:
+            self.callback("train", epoch, n, f"epoch {epoch}/{n}: loss {r['total']:.4g} (recon "
+                          f"{r['recon_rna']:.3g}/{r['recon_other']:.3g}, cell {r['cell']:.3g}, feature "
+                          f"{r['feature']:.3g})")
+        return False
+
+    def on_train_end(self, trainer) -> None:
+        self.bar.close()
+
+
+class PairRefresh(Callback):
+    """MNN pairs re-found every ``every`` epochs (``refresh_pairs_every``) by ``find_pairs(module)`` (a
+    :class:`biclum.pairs.CellPairs`), which the caller builds from the prepared arrays; ``last`` keeps the latest."""
+
+    def __init__(self, every: int, find_pairs: Callable):
+        self.every, self.find_pairs, self.last = every, find_pairs, None
+
+    def on_train_begin(self, trainer, max_epochs) -> None:
+        self.max_epochs = max_epochs
+
+    def on_epoch_end(self, trainer, record) -> bool:
+        epoch = trainer.state.epoch
+        if self.every and epoch % self.every == 0 and epoch < self.max_epochs:
+            self.last = self.find_pairs(trainer.module)
+            trainer.partners = {"rna": self.last.rna_partners, "other": self.last.other_partners}
+            trainer.module.train()
+        return False
+
+
+class Checkpointing(Callback):
+    """Weights, optimiser, RNG and loop state every ``every`` epochs, at an interruption and at the end."""
+
+    def __init__(self, directory: str, every: int):
+        self.directory, self.every = directory, every
+
+    def on_epoch_end(self, trainer, record) -> bool:
+        if self.every and trainer.state.epoch % self.every == 0:
+            trainer.save_checkpoint(self.directory)
+        return False
+
+    def on_interrupt(self, trainer) -> None:
+        trainer.save_checkpoint(self.directory)
+
+    def on_train_end(self, trainer) -> None:
+        if trainer.state.status.startswith(("early", "reached")):
+            trainer.save_checkpoint(self.directory)
+
+
+class NonFiniteStop:
+    """Checked before each backward pass: a non-finite loss term stops training with the last good weights. Under
+    torchrun all ranks stop together (one collective also shares the interrupt flag, see :class:`InterruptStop`)."""
+
+    def bad_terms(self, trainer, terms: dict, interrupt: "InterruptStop") -> list:
+        bad = [k for k in trainer.terms if not torch.isfinite(terms[k]).all()]
+        if trainer.dist:  # else the other ranks would wait forever in backward
+            any_bad, interrupt.synced = distributed.any_true(bool(bad), interrupt.flag.raised)
+            bad = bad or (["another rank"] if any_bad else [])
+        return bad
+
+    def stop(self, trainer, epoch: int, step: int, bad: list, terms: dict) -> str:
+        values = {k: float(terms[k].detach()) for k in trainer.terms}
+        if not all(torch.isfinite(p).all() for p in trainer.module.parameters()):
+            trainer.module.load_state_dict(trainer.last_good)
+        term = next((k for k in bad if k != "total"), "total")
+        where = (f"term {term!r} = {values[term]} (all terms: {values})" if term in values
+                 else f"on another rank (this is rank {trainer.rank} of {trainer.world})")
+        msg = (f"non-finite loss at epoch {epoch}, step {step}: {where}; training stopped and the model keeps its "
+               f"last good weights. Lower lr, check the inputs for extreme values, or lower alpha/beta.")
+        trainer.state.status = f"stopped: {msg}"
+        logger.error(msg)
+        warnings.warn(msg, BiclumWarning)
+        return "nonfinite"
+
+
+class InterruptStop:
+    """Ctrl-C (SIGINT, :class:`_InterruptFlag`) ends the epoch after the current step; the model keeps its best
+    weights so far and the checkpoint is written."""
+
+    def __init__(self):
+        self.flag, self.synced = _InterruptFlag(), False
+
+    def requested(self, trainer) -> bool:
+        return self.synced if trainer.dist else self.flag.raised
+
+    def stop(self, trainer, callbacks: list) -> None:
+        epoch = trainer.state.history[-1]["epoch"]
+        trainer.state.status = f"interrupted during epoch {epoch}"
+        warnings.warn(f"training interrupted during epoch {epoch}; the model keeps its best weights so far and can "
+                      f"be used or resumed from a checkpoint.", BiclumWarning)
+        for cb in callbacks:
+            cb.on_interrupt(trainer)
 
 
 class Trainer:
     def __init__(self, module: BiCLUMModule, data: TrainingData, config: TrainConfig, device: torch.device,
                  progress: bool = True, progress_callback: Optional[Callable] = None,
-                 refresh_pairs: Optional[Callable] = None):
+                 callbacks: Sequence[Callback] = ()):
         self.module = module.to(device)
         self.data = data
+        self.partners = dict(data.partners)  # the loop's MNN partners (pair refresh and resume replace them)
         self.cfg = config
         self.device = device
         self.progress = progress
         self.callback = progress_callback
+        self.extra_callbacks = list(callbacks)
         self.n = {m: data.pcs[m].shape[0] for m in MODALITIES}
         self.pcs = {m: torch.as_tensor(data.pcs[m], device=device) for m in MODALITIES}
         self.sketches = {m: torch.as_tensor(data.sketches[m], device=device) for m in MODALITIES}
@@ -148,9 +299,11 @@ class Trainer:
             self.weights["alpha_batch"] = config.alpha if config.alpha_batch is None else config.alpha_batch
             self.terms = TERMS + ("batch",)
         self.loss_fn = module.loss  # tests may wrap this to inject faults
-        self.refresh_pairs = refresh_pairs  # callable(module) -> {"rna": csr, "other": csr} of new MNN partners
-        # torchrun (biclum.distributed): DDP around the loss, each rank a disjoint shard of every step. One process:
-        # the attributes below leave the loop exactly as it was (one RNG stream, whole batches).
+        self._setup_distributed(config, device)
+
+    def _setup_distributed(self, config: TrainConfig, device: torch.device) -> None:
+        """torchrun (biclum.distributed): DDP around the loss, each rank a disjoint shard of every step. One process:
+        the attributes below leave the loop exactly as it was (one RNG stream, whole batches)."""
         self.dist = distributed.is_distributed()
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.main = self.rank == 0
@@ -165,8 +318,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- one step
     def _batch(self, idx: dict) -> dict:
-        pos_r, part_o = _sample_pairs(self.data.partners["rna"], idx["rna"], self.step_rng)
-        pos_o, part_r = _sample_pairs(self.data.partners["other"], idx["other"], self.step_rng)
+        pos_r, part_o = sample_partners(self.partners["rna"], idx["rna"], self.step_rng)
+        pos_o, part_r = sample_partners(self.partners["other"], idx["other"], self.step_rng)
         cells = {"rna": np.concatenate([idx["rna"], part_r]), "other": np.concatenate([idx["other"], part_o])}
         nb = {m: len(idx[m]) for m in MODALITIES}
         ia = np.concatenate([pos_r, nb["rna"] + np.arange(len(part_r))])
@@ -192,7 +345,7 @@ class Trainer:
             if part is None:
                 pairs[m] = None
                 continue
-            pos, mates = _sample_pairs(part, idx[m], self.step_rng)
+            pos, mates = sample_partners(part, idx[m], self.step_rng)
             if len(pos) > self.pair_cap:
                 sel = np.sort(self.step_rng.choice(len(pos), size=self.pair_cap, replace=False))
                 pos, mates = pos[sel], mates[sel]
@@ -244,9 +397,9 @@ class Trainer:
             "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(self.rng.bit_generator.state),
             "state": json.dumps(self.state.__dict__), "best_state": self.best_state,
-            "partners": {m: {"indptr": torch.as_tensor(self.data.partners[m].indptr.astype(np.int64)),
-                             "indices": torch.as_tensor(self.data.partners[m].indices.astype(np.int64)),
-                             "shape": list(self.data.partners[m].shape)} for m in MODALITIES},
+            "partners": {m: {"indptr": torch.as_tensor(self.partners[m].indptr.astype(np.int64)),
+                             "indices": torch.as_tensor(self.partners[m].indices.astype(np.int64)),
+                             "shape": list(self.partners[m].shape)} for m in MODALITIES},
         }
         tmp = path + ".tmp"
         torch.save(payload, tmp)
@@ -278,7 +431,7 @@ class Trainer:
         for m in MODALITIES:
             part = payload["partners"][m]
             indices = part["indices"].numpy()
-            self.data.partners[m] = sp.csr_matrix((np.ones(len(indices), np.float32), indices,
+            self.partners[m] = sp.csr_matrix((np.ones(len(indices), np.float32), indices,
                                                    part["indptr"].numpy()), shape=tuple(part["shape"]))
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
 
@@ -292,107 +445,95 @@ class Trainer:
             return self._fit(max_epochs, checkpoint_dir, resume)
 
     def _fit(self, max_epochs: int, checkpoint_dir: Optional[str], resume: Optional[str]) -> TrainState:
-        from tqdm.auto import tqdm
-
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(self.cfg.seed)
         if resume is not None:
             self.load_checkpoint(resume)
-        n_steps = max(math.ceil(self.n[m] / self.batch_size[m]) for m in MODALITIES)
+        n_steps = self._n_steps(max_epochs)
+        callbacks = self._callbacks(checkpoint_dir)
+        for cb in callbacks:
+            cb.on_train_begin(self, max_epochs)
+        self.state.status = "running"
+        self.last_good = copy.deepcopy(self.module.state_dict())
+        guard, interrupt = NonFiniteStop(), InterruptStop()
+        with interrupt.flag:
+            while self.state.epoch < max_epochs:
+                stopped = self._epoch(n_steps, guard, interrupt)
+                if stopped == "interrupted":
+                    interrupt.stop(self, callbacks)
+                if stopped or self._end_epoch(callbacks):
+                    break
+            else:
+                self.state.status = f"reached max_epochs={max_epochs}"
+        if self.state.status == "running":  # a caller's callback stopped the loop
+            self.state.status = f"ended by a callback after epoch {self.state.epoch - 1}"
+        if self.best_state is not None and not self.state.status.startswith("stopped"):
+            self.module.load_state_dict(self.best_state)
+        for cb in callbacks:
+            cb.on_train_end(self)
+        logger.info("training %s; best epoch %d, loss %.5g", self.state.status, self.state.best_epoch,
+                    self.state.best_loss)
+        return self.state
+
+    def _callbacks(self, checkpoint_dir: Optional[str]) -> list:
+        """Early stopping, progress, the caller's callbacks (pair refresh), then checkpoints: that order."""
+        cbs = [EarlyStopping(self.cfg.patience, self.cfg.min_delta), ProgressReport(self.progress, self.callback)]
+        cbs += self.extra_callbacks
+        return cbs + ([Checkpointing(checkpoint_dir, self.cfg.checkpoint_every)] if checkpoint_dir else [])
+
+    def _n_steps(self, max_epochs: int) -> int:
+        cfg = self.cfg
+        n_steps = max(math.ceil(self.n[m] / (self.batch_size[m] * self.world)) for m in MODALITIES)
         if self.dist:
-            n_steps = max(math.ceil(self.n[m] / (self.batch_size[m] * self.world)) for m in MODALITIES)
             logger.info("distributed training on %d processes: %d cells per modality per rank and step "
                         "(global batch %d)", self.world, self.batch_size["rna"], self.batch_size["rna"] * self.world)
         logger.info("training: up to %d epochs of %d steps (batch %d, lr %g, patience %d) on %s",
                     max_epochs, n_steps, cfg.batch_size, cfg.lr, cfg.patience, self.device)
-        bar = tqdm(total=max_epochs, initial=self.state.epoch, disable=not (self.progress and self.main),
-                   desc="biclum", unit="epoch", dynamic_ncols=True)
-        self.state.status = "running"
-        last_good = copy.deepcopy(self.module.state_dict())
-        with _InterruptFlag() as interrupt:
-            while self.state.epoch < max_epochs:
-                epoch = self.state.epoch
-                (self.ddp or self.module).train()
-                sums = dict.fromkeys(self.terms, 0.0)
-                t0 = time.perf_counter()
-                order = self._epoch_order(n_steps)
-                if self.dist:
-                    self._seed_rank_epoch(epoch)
-                stopped = None
-                for s in range(n_steps):
-                    c = s * self.world + self.rank  # this rank's chunk of the epoch's order (c = s in one process)
-                    idx = {m: order[m][c * self.batch_size[m]:(c + 1) * self.batch_size[m]] for m in MODALITIES}
-                    terms = self.loss_fn(self._batch(idx), self.sketches, self._feature_pairs(), self.weights,
-                                         cfg.tau_cell, cfg.tau_feature, cfg.similarity)
-                    bad = [k for k in self.terms if not torch.isfinite(terms[k]).all()]
-                    if self.dist:  # all ranks stop together (else the others would wait forever in backward)
-                        any_bad, any_interrupt = distributed.any_true(bool(bad), interrupt.raised)
-                        bad = bad or (["another rank"] if any_bad else [])
-                    if bad:
-                        stopped = self._stop_nonfinite(epoch, s, bad, terms, last_good)
-                        break
-                    if self.state.epoch == 0 and s == 0 and self.main:
-                        self.gradient_norms = self._gradient_norms(terms)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    terms["total"].backward()
-                    self.optimizer.step()
-                    for k in self.terms:
-                        sums[k] += float(terms[k].detach())
-                    if (any_interrupt if self.dist else interrupt.raised):
-                        stopped = "interrupted"
-                        break
-                if stopped == "nonfinite":
-                    break
-                done = s + 1
-                record = {k: sums[k] / done for k in self.terms}
-                if self.dist:  # the same epoch loss (so the same early stopping) and BatchNorm statistics everywhere
-                    record = distributed.all_reduce_mean(record)
-                    distributed.average_buffers(self.module)
-                record.update(epoch=epoch, seconds=time.perf_counter() - t0, steps=done)
-                self.state.history.append(record)
-                if stopped == "interrupted":
-                    self.state.status = f"interrupted during epoch {epoch}"
-                    warnings.warn(f"training interrupted during epoch {epoch}; the model keeps its best weights "
-                                  f"so far and can be used or resumed from a checkpoint.", BiclumWarning)
-                    if checkpoint_dir:
-                        self.save_checkpoint(checkpoint_dir)
-                    break
-                self.state.epoch = epoch + 1
-                last_good = copy.deepcopy(self.module.state_dict())
-                improved = record["total"] < self.state.best_loss - cfg.min_delta * abs(self.state.best_loss)
-                if improved or self.best_state is None:
-                    self.state.best_loss, self.state.best_epoch, self.state.bad_epochs = record["total"], epoch, 0
-                    self.best_state = last_good
-                else:
-                    self.state.bad_epochs += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['total']:.4g}", cell=f"{record['cell']:.3f}",
-                                feat=f"{record['feature']:.3f}")
-                logger.debug("epoch %d: %s", epoch, {k: round(v, 5) for k, v in record.items()})
-                if self.callback is not None and self.main:
-                    self.callback("train", epoch + 1, max_epochs,
-                                  f"epoch {epoch + 1}/{max_epochs}: loss {record['total']:.4g} "
-                                  f"(recon {record['recon_rna']:.3g}/{record['recon_other']:.3g}, "
-                                  f"cell {record['cell']:.3g}, feature {record['feature']:.3g})")
-                if (self.refresh_pairs is not None and cfg.refresh_pairs_every
-                        and self.state.epoch % cfg.refresh_pairs_every == 0 and self.state.epoch < max_epochs):
-                    self.data.partners = self.refresh_pairs(self.module)
-                    self.module.train()
-                if checkpoint_dir and cfg.checkpoint_every and self.state.epoch % cfg.checkpoint_every == 0:
-                    self.save_checkpoint(checkpoint_dir)
-                if self.state.bad_epochs >= cfg.patience:
-                    self.state.status = f"early stopped after epoch {epoch} (best epoch {self.state.best_epoch})"
-                    break
-            else:
-                self.state.status = f"reached max_epochs={max_epochs}"
-        bar.close()
-        if self.best_state is not None and not self.state.status.startswith("stopped"):
-            self.module.load_state_dict(self.best_state)
-        if checkpoint_dir and self.state.status.startswith(("early", "reached")):
-            self.save_checkpoint(checkpoint_dir)
-        logger.info("training %s; best epoch %d, loss %.5g", self.state.status, self.state.best_epoch,
-                    self.state.best_loss)
-        return self.state
+        return n_steps
+
+    def _epoch(self, n_steps: int, guard: NonFiniteStop, interrupt: InterruptStop) -> Optional[str]:
+        """One epoch; its record goes to the history unless a non-finite loss stopped it. Returns why it stopped
+        early ("nonfinite", "interrupted") or None."""
+        epoch = self.state.epoch
+        (self.ddp or self.module).train()
+        sums, t0 = dict.fromkeys(self.terms, 0.0), time.perf_counter()
+        order = self._epoch_order(n_steps)
+        if self.dist:
+            self._seed_rank_epoch(epoch)
+        stopped = None
+        for s in range(n_steps):
+            c = s * self.world + self.rank  # this rank's chunk of the epoch's order (c = s in one process)
+            idx = {m: order[m][c * self.batch_size[m]:(c + 1) * self.batch_size[m]] for m in MODALITIES}
+            terms = self.loss_fn(self._batch(idx), self.sketches, self._feature_pairs(), self.weights,
+                                 self.cfg.tau_cell, self.cfg.tau_feature, self.cfg.similarity)
+            bad = guard.bad_terms(self, terms, interrupt)
+            if bad:
+                return guard.stop(self, epoch, s, bad, terms)
+            self._optimise(terms, sums, first=epoch == 0 and s == 0)
+            if interrupt.requested(self):
+                stopped = "interrupted"
+                break
+        record = {k: sums[k] / (s + 1) for k in self.terms}
+        if self.dist:  # the same epoch loss (so the same early stopping) and BatchNorm statistics everywhere
+            record = distributed.all_reduce_mean(record)
+            distributed.average_buffers(self.module)
+        record.update(epoch=epoch, seconds=time.perf_counter() - t0, steps=s + 1)
+        self.state.history.append(record)
+        return stopped
+
+    def _optimise(self, terms: dict, sums: dict, first: bool) -> None:
+        if first and self.main:
+            self.gradient_norms = self._gradient_norms(terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizer.step()
+        for k in self.terms:
+            sums[k] += float(terms[k].detach())
+
+    def _end_epoch(self, callbacks: list) -> bool:
+        """A completed epoch: its weights become the last good ones, then every callback runs; True stops."""
+        self.state.epoch += 1
+        self.last_good = copy.deepcopy(self.module.state_dict())
+        return any([cb.on_epoch_end(self, self.state.history[-1]) for cb in callbacks])
 
     def _gradient_norms(self, terms: dict) -> dict:
         """Norm of each weighted loss term's gradient on the cell encoders at the first step (logged): how much
@@ -415,18 +556,3 @@ class Trainer:
         seq = np.random.SeedSequence([int(self.cfg.seed), self.rank, epoch])
         self.step_rng = np.random.default_rng(seq)
         torch.manual_seed(int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
-
-    def _stop_nonfinite(self, epoch, step, bad, terms, last_good) -> str:
-        values = {k: float(terms[k].detach()) for k in self.terms}
-        finite_params = all(torch.isfinite(p).all() for p in self.module.parameters())
-        if not finite_params:
-            self.module.load_state_dict(last_good)
-        term = next((k for k in bad if k != "total"), "total")
-        where = (f"term {term!r} = {values[term]} (all terms: {values})" if term in values
-                 else f"on another rank (this is rank {self.rank} of {self.world})")
-        msg = (f"non-finite loss at epoch {epoch}, step {step}: {where}; training stopped and the model keeps its "
-               f"last good weights. Lower lr, check the inputs for extreme values, or lower alpha/beta.")
-        self.state.status = f"stopped: {msg}"
-        logger.error(msg)
-        warnings.warn(msg, BiclumWarning)
-        return "nonfinite"
