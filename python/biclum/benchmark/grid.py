@@ -33,8 +33,14 @@ SENSITIVITY_GRID: Dict[str, List[float]] = {
 }
 
 
-def _grid_runs(rna, other, modality, annotation, label_key, paired, variants: Sequence[Tuple[str, dict]], *,
-               seed, max_epochs, base_config, nmi, isolate, timeout, name) -> Tuple[pd.DataFrame, dict]:
+def _grid_runs(kind: str, variants: Sequence[Tuple[str, dict]], rna, other=None, modality: Optional[str] = None,
+               annotation=None, *, label_key: Optional[str] = "cell_type", paired: Optional[bool] = None,
+               seed: int = 0, max_epochs: Optional[int] = None, base_config: Optional[dict] = None, nmi: bool = True,
+               isolate: bool = True, timeout: Optional[float] = None, out_dir=None, command: Optional[str] = None,
+               name: str = "data", table_name: Optional[str] = None) -> pd.DataFrame:
+    """biclum once per variant (``base_config`` + the variant's overrides), one row each; the options of
+    :func:`run_ablation` and :func:`run_sensitivity`. With ``out_dir``: ``<table_name>.md``, ``.csv`` and ``.png``
+    (``table_name`` defaults to ``kind``)."""
     ds = rna if isinstance(rna, BenchmarkInput) else (
         BenchmarkInput(rna) if isinstance(rna, str) else
         BenchmarkInput(name, rna, other, modality, annotation, label_key, paired))
@@ -48,62 +54,47 @@ def _grid_runs(rna, other, modality, annotation, label_key, paired, variants: Se
         rows.append(_row(ds.name, "biclum", res, scores, variant=label,
                          overrides=json.dumps(overrides, sort_keys=True)))
         logger.info("%s: %s", label, res["status"])
-    return pd.DataFrame(rows), prep
+    table = pd.DataFrame(rows)
+    if kind == "sensitivity":
+        table.insert(3, "parameter", [next(iter(json.loads(o))) for o in table["overrides"]])
+        table.insert(4, "value", [next(iter(json.loads(o).values())) for o in table["overrides"]])
+    if out_dir is not None:
+        stem = Path(out_dir) / (table_name or kind)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        write_table(table, stem, title=f"biclum {kind}", command=command)
+        (_plot_ablation if kind == "ablation" else _plot_sensitivity)(table, stem.with_suffix(".png"))
+    return table
 
 
 def run_ablation(rna, other=None, modality: Optional[str] = None, annotation=None, *,
-                 grid: Optional[Mapping[str, dict]] = None, label_key: Optional[str] = "cell_type",
-                 paired: Optional[bool] = None, seed: int = 0, max_epochs: Optional[int] = None,
-                 base_config: Optional[dict] = None, nmi: bool = True, isolate: bool = True,
-                 timeout: Optional[float] = None, out_dir=None, command: Optional[str] = None,
-                 name: str = "data", table_name: str = "ablation") -> pd.DataFrame:
+                 grid: Optional[Mapping[str, dict]] = None, **options) -> pd.DataFrame:
     """biclum with each loss switched off: one row per ablation, every metric.
 
     ``rna`` is an AnnData (then ``other``, ``modality``, ``annotation`` as :func:`biclum.integrate`), a shared
     dataset name or a :class:`BenchmarkInput`. ``grid``: ``{row name: config overrides}``, default
     :data:`ABLATIONS` (full model; ``alpha=0``: no cell-level contrastive loss; ``beta=0``: no feature-level loss;
-    ``gamma_rna=gamma_other=0``: no reconstruction). ``base_config`` applies to every row. With ``out_dir``:
-    ``<table_name>.md``, ``.csv`` and ``.png`` (a bar chart of the main metrics per ablation).
+    ``gamma_rna=gamma_other=0``: no reconstruction). ``options`` (:func:`_grid_runs`): ``label_key``, ``paired``,
+    ``seed``, ``max_epochs``, ``base_config`` (applies to every row), ``nmi``, ``isolate``, ``timeout``,
+    ``out_dir``, ``command``, ``name``, ``table_name``. With ``out_dir``: ``<table_name>.md``, ``.csv`` and
+    ``.png`` (a bar chart of the main metrics per ablation).
     """
     grid = dict(ABLATIONS if grid is None else grid)
-    table, _ = _grid_runs(rna, other, modality, annotation, label_key, paired, list(grid.items()), seed=seed,
-                          max_epochs=max_epochs, base_config=base_config, nmi=nmi, isolate=isolate, timeout=timeout,
-                          name=name)
-    if out_dir is not None:
-        _write_grid(table, Path(out_dir) / table_name, "ablation", command, _plot_ablation)
-    return table
+    return _grid_runs("ablation", list(grid.items()), rna, other, modality, annotation, **options)
 
 
 def run_sensitivity(rna, other=None, modality: Optional[str] = None, annotation=None, *,
-                    grid: Optional[Mapping[str, Sequence]] = None, label_key: Optional[str] = "cell_type",
-                    paired: Optional[bool] = None, seed: int = 0, max_epochs: Optional[int] = None,
-                    base_config: Optional[dict] = None, nmi: bool = True, isolate: bool = True,
-                    timeout: Optional[float] = None, out_dir=None, command: Optional[str] = None,
-                    name: str = "data", table_name: str = "sensitivity") -> pd.DataFrame:
+                    grid: Optional[Mapping[str, Sequence]] = None, **options) -> pd.DataFrame:
     """One-at-a-time sensitivity of biclum to its hyperparameters: one row per (parameter, value).
 
     ``grid``: ``{config key: [values]}``, default :data:`SENSITIVITY_GRID` (tau_cell, tau_feature, alpha, beta,
     mnn_k, latent_dim); each value is run with the other parameters at their defaults (plus ``base_config``).
-    Inputs as :func:`run_ablation`. With ``out_dir``: ``<table_name>.md``, ``.csv`` and ``.png`` (one panel per
-    parameter: the main metrics against its value).
+    Inputs and ``options`` as :func:`run_ablation`. With ``out_dir``: ``<table_name>.md``, ``.csv`` and ``.png``
+    (one panel per parameter: the main metrics against its value).
     """
     grid = dict(SENSITIVITY_GRID if grid is None else grid)
     variants = [(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}", {k: v})
                 for k, values in grid.items() for v in values]
-    table, _ = _grid_runs(rna, other, modality, annotation, label_key, paired, variants, seed=seed,
-                          max_epochs=max_epochs, base_config=base_config, nmi=nmi, isolate=isolate, timeout=timeout,
-                          name=name)
-    table.insert(3, "parameter", [next(iter(json.loads(o))) for o in table["overrides"]])
-    table.insert(4, "value", [next(iter(json.loads(o).values())) for o in table["overrides"]])
-    if out_dir is not None:
-        _write_grid(table, Path(out_dir) / table_name, "sensitivity", command, _plot_sensitivity)
-    return table
-
-
-def _write_grid(table: pd.DataFrame, stem: Path, kind: str, command: Optional[str], plot) -> None:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    write_table(table, stem, title=f"biclum {kind}", command=command)
-    plot(table, stem.with_suffix(".png"))
+    return _grid_runs("sensitivity", variants, rna, other, modality, annotation, **options)
 
 
 _PLOT_METRICS = ("foscttm", "transfer_rna_to_other", "transfer_other_to_rna", "map", "asw_celltype", "nmi",
