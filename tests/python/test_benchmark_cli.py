@@ -47,11 +47,12 @@ def test_user_files_unpaired_archr_pca(shared_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     row = pd.read_csv(tmp_path / "benchmark.csv").iloc[0]
-    assert (row["dataset"], row["method"], row["status"], row["paired"]) == ("rna", "pca", "ok", "no")
+    assert (row["dataset"], row["method"], row["status"], row["paired"]) == ("pbmc_small_archr_testdata", "pca", "ok", "no")
     assert np.isnan(row["foscttm"])
     assert row["transfer_rna_to_other"] == pytest.approx(0.72, abs=0.05)
     md = (tmp_path / "benchmark.md").read_text()
-    assert "Unpaired data (rna)" in md and "label transfer" in md and "Unpaired data (rna)" in out
+    assert "Unpaired data (pbmc_small_archr_testdata)" in md and "label transfer" in md
+    assert "Unpaired data (pbmc_small_archr_testdata)" in out
 
 
 def test_batch_keys_reach_the_metrics_and_biclum(tmp_path, capsys):

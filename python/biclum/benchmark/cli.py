@@ -47,7 +47,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--modality", choices=["atac", "protein"], default=None, help="what --other holds")
     g.add_argument("--annotation", default=None, metavar="FILE",
                    help="gene annotation for ATAC peaks (GTF/GFF3, BED6 or a gene_name/chrom/start/end/strand table)")
-    g.add_argument("--dataset-name", default=None, help="name of your data in the table (default: the --rna stem)")
+    g.add_argument("--dataset-name", default=None,
+                   help="name of your data in the table (default: the name of the folder holding --rna)")
     g.add_argument("--label-key", default="cell_type", metavar="COL",
                    help="obs column of cell types in both files (label metrics are skipped when missing)")
     g.add_argument("--batch-key", default=None, metavar="COL", help="obs column of batches in both modalities")
@@ -80,7 +81,7 @@ def _datasets(p: argparse.ArgumentParser, a: argparse.Namespace) -> List[Benchma
                 other_batch_key=a.other_batch_key)
     out = [BenchmarkInput(d, data_dir=a.data_dir, **keys) for d in a.datasets or []]
     if own:
-        name = a.dataset_name or Path(a.rna).stem
+        name = a.dataset_name or Path(a.rna).resolve().parent.name or Path(a.rna).stem
         out.append(BenchmarkInput(name, a.rna, a.other, a.modality, a.annotation, **keys))
     return out
 
