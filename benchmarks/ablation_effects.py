@@ -33,12 +33,12 @@ def effects(runs: pd.DataFrame) -> pd.DataFrame:
 if __name__ == "__main__":
     src = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "ablation_seeds.csv")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-    from biclum.benchmark import _markdown
+    from biclum.benchmark import markdown_table
 
     table = effects(pd.read_csv(src))
     text = (f"# Ablation effects (from {src.name})\n\nCommand: `python benchmarks/ablation_effects.py`; the runs: "
             f"`python benchmarks/all_datasets.py --datasets snareseq eccite --ablation --loadings --name "
             f"ablation_seeds` (seeds 0, 1, 2; see ablation_seeds.md for commit and machine).\n\n"
-            + _markdown(table, 4) + "\n")
+            + markdown_table(table, 4) + "\n")
     print(text)
     (src.parent / "ablation_effects.md").write_text(text)

@@ -55,10 +55,10 @@ def _prepare(name: str) -> dict:
 
 
 def _floor(prep: dict) -> dict:
-    from biclum.baselines import pca_floor
-    from biclum.benchmark import _other_in_gene_space
+    from biclum.benchmark import other_in_gene_space
+    from biclum.benchmark.baselines import pca_floor
 
-    r, o = pca_floor(prep["rna"], _other_in_gene_space(prep), seed=0)
+    r, o = pca_floor(prep["rna"], other_in_gene_space(prep), seed=0)
     return _scores(r, o, prep)
 
 
@@ -147,7 +147,7 @@ def _header(argv, seeds, threads) -> str:
             f"torch threads per run: {threads}; seeds: {', '.join(map(str, seeds))}.  \n"
             "Defaults of the package (plus any --set shown in the command); paired data trained as unpaired, "
             "pairing used only to score. Mean ± sd over the seeds. The floor: joint PCA of the shared genes "
-            "(biclum.baselines.pca_floor, 30 components).\n")
+            "(biclum.benchmark.baselines.pca_floor, 30 components).\n")
 
 
 def main(argv=None) -> int:
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="all_datasets")
     p.add_argument("--no-write", action="store_true", help="print only")
     a = p.parse_args(argv)
-    from biclum.cli import parse_overrides
+    from biclum.config import parse_overrides
 
     from biclum.benchmark import ABLATIONS
 
@@ -179,10 +179,10 @@ def main(argv=None) -> int:
                 rows.append(row)
     runs = pd.DataFrame(rows)
     table = _summary(runs, floors)
-    from biclum.benchmark import _markdown
+    from biclum.benchmark import markdown_table
 
-    text = _header(argv, a.seeds, a.threads) + "\n" + _markdown(table, 3) + "\n\nPer run:\n\n" + \
-        _markdown(runs, 3) + "\n"
+    text = _header(argv, a.seeds, a.threads) + "\n" + markdown_table(table, 3) + "\n\nPer run:\n\n" + \
+        markdown_table(runs, 3) + "\n"
     print(text)
     if not a.no_write:
         out = REPO / "benchmarks" / "results"

@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO / "python"))
     warnings.filterwarnings("ignore")
     from biclum._logging import set_verbosity
-    from biclum.cli import parse_overrides
+    from biclum.config import parse_overrides
 
     set_verbosity("WARNING")
     overrides = parse_overrides(args.set)
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
 
 
 def _write(table, runs, args, argv) -> None:
-    from biclum.benchmark import _markdown
+    from biclum.benchmark import markdown_table
 
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -167,7 +167,7 @@ def _write(table, runs, args, argv) -> None:
             f"simulated cells per modality: {args.cells}; overrides: {args.set or 'none'}", "",
             "Mean ± sd over the seeds. batch_asw_* / ilisi_*: mixing of the batches within each modality's cells "
             "in the joint embedding (scIB batch ASW per cell type when labelled; scaled iLISI); 1 = mixed.", "",
-            _markdown(table, 3), "", "## Runs", "", _markdown(runs, 4), ""]
+            markdown_table(table, 3), "", "## Runs", "", markdown_table(runs, 4), ""]
     out.write_text("\n".join(text))
     runs.to_csv(out.with_suffix(".csv"), index=False)
     print(f"wrote {out}")

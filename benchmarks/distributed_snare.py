@@ -32,7 +32,7 @@ def worker(args) -> None:
 
     import biclum
     from biclum import distributed, metrics
-    from biclum.cli import parse_overrides
+    from biclum.config import parse_overrides
     from biclum.datasets import load_shared
 
     overrides = parse_overrides(args.set)

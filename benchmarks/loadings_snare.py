@@ -78,9 +78,9 @@ def pca_measures(X: np.ndarray, labels: np.ndarray, rank: int, seed: int, n_top:
 
 
 def _log_norm(adata, genes) -> np.ndarray:
-    from biclum.baselines import log_normalize
+    from biclum.preprocessing import as_csr32, normalize_log1p
 
-    X = log_normalize(adata.X.tocsr())
+    X = normalize_log1p(as_csr32(adata.X), 1e4)
     return np.asarray(X[:, adata.var_names.get_indexer(genes)].todense(), dtype=np.float64)
 
 
@@ -119,8 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-write", action="store_true")
     a = p.parse_args(argv)
-    from biclum.benchmark import _markdown
-    from biclum.cli import parse_overrides
+    from biclum.benchmark import markdown_table
+    from biclum.config import parse_overrides
 
     rows = [run(s, a.threads, a.cells, parse_overrides(a.set)) for s in a.seeds]
     table = pd.DataFrame(rows)
@@ -134,8 +134,8 @@ def main(argv=None) -> int:
     text = (f"Command: `python benchmarks/loadings_snare.py {' '.join(map(shlex.quote, argv))}`  \n"
             f"Commit: {commit}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; torch threads {a.threads}; "
             f"seeds {', '.join(map(str, a.seeds))}; {table['n_genes'].iloc[0]} RNA genes, rank "
-            f"{table['rank'].iloc[0]}.\n\n" + _markdown(pd.DataFrame([summary]), 3) + "\n\nMean ratios: " +
-            ", ".join(f"{k} = {v:.2f}" for k, v in ratio.items()) + "\n\nPer seed:\n\n" + _markdown(table, 3) + "\n")
+            f"{table['rank'].iloc[0]}.\n\n" + markdown_table(pd.DataFrame([summary]), 3) + "\n\nMean ratios: " +
+            ", ".join(f"{k} = {v:.2f}" for k, v in ratio.items()) + "\n\nPer seed:\n\n" + markdown_table(table, 3) + "\n")
     print(text)
     if not a.no_write:
         (REPO / "benchmarks" / "results" / "loadings_snare.md").write_text(

@@ -262,7 +262,7 @@ def main(argv=None):
                          "holds is mapped several times faster than fresh memory)")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    from biclum.cli import parse_overrides
+    from biclum.config import parse_overrides
 
     overrides = parse_overrides(args.set)
     if args.worker:

@@ -20,7 +20,7 @@ import numpy as np
 
 import biclum
 from biclum import metrics
-from biclum.cli import parse_overrides
+from biclum.config import parse_overrides
 from biclum.datasets import load_shared
 
 

@@ -15,7 +15,7 @@ from .errors import BiclumError, BiclumInputError, BiclumModelError, BiclumTrain
 
 _LAZY = {"BiCLUM": ".model", "BiclumConfig": ".config", "integrate": ".api", "IntegrationResult": ".api"}
 _SUBMODULES = {"datasets", "prior", "metrics", "downstream", "plotting", "preprocessing", "pairs", "bridge", "io",
-               "baselines", "benchmark", "config", "model", "api", "training", "module", "validation"}
+               "benchmark", "config", "model", "api", "training", "module", "validation"}
 
 __all__ = [
     "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "datasets", "prior", "metrics", "downstream",

@@ -1,4 +1,4 @@
-"""Command line: ``biclum fit | simulate | evaluate | benchmark | ablation | sensitivity``.
+"""Command line: ``biclum fit | simulate | benchmark | ablation | sensitivity``.
 
 ``biclum fit --rna RNA.h5ad --other OTHER.h5ad --modality atac --annotation genes.tsv.gz --out DIR`` writes
 DIR/rna.h5ad and DIR/other.h5ad (the inputs' obs/var without X, plus obsm["X_biclum"] and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ._logging import logger, set_verbosity
 
-#: subcommands whose options are parsed by biclum.benchmark (main_benchmark, main_ablation, main_sensitivity)
+#: subcommands whose options are parsed by biclum.benchmark.cli (main_benchmark, main_ablation, main_sensitivity)
 DELEGATED = ("benchmark", "ablation", "sensitivity")
 
 
@@ -62,27 +62,6 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
-def _parse_value(v: str):
-    if v.lower() in ("true", "false"):
-        return v.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
-
-
-def parse_overrides(items) -> dict:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k] = _parse_value(v)
-    return out
-
-
 def read_h5ad(path, what):
     import anndata as ad
 
@@ -106,6 +85,7 @@ def cmd_fit(args) -> int:
 
     from . import distributed
     from .api import integrate
+    from .config import parse_overrides
     from .datasets import simulate
     from .plotting import plot_joint_umap, plot_loss
 
@@ -201,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _delegate(name):
     def run(args):
-        from . import benchmark
+        from .benchmark import cli
 
-        entry = getattr(benchmark, f"main_{name}")
+        entry = getattr(cli, f"main_{name}")
         return entry(args.rest) or 0
 
     return run

@@ -196,3 +196,29 @@ class BiclumConfig:
         for sub in (self.preprocess, self.pairs, self.model, self.train):
             out.update(dataclasses.asdict(sub))
         return out
+
+
+def _parse_value(text: str):
+    """A command-line value: true/false, an integer, a float, JSON (a list, null), else the text itself."""
+    import json
+
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for cast in (int, float, json.loads):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_overrides(items: Optional[list], option: str = "--set") -> dict:
+    """``["KEY=VALUE", ...]`` (``--set`` of ``biclum fit``, ``--config`` of ``biclum benchmark``, the benchmark
+    scripts' ``--set``) -> ``{key: value}`` with the values parsed by :func:`_parse_value`."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BiclumInputError(f"{option} {item!r}: use KEY=VALUE (e.g. {option} mnn_k=50).")
+        out[key] = _parse_value(value)
+    return out

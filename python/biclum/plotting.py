@@ -49,8 +49,9 @@ def embed_2d(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
 
 def plot_joint_umap(rna_emb: np.ndarray, other_emb: np.ndarray, rna_labels=None, other_labels=None,
                     other_name: str = "other", path: Optional[str] = None, seed: int = 0, max_cells: int = 50_000,
-                    coords: Optional[np.ndarray] = None):
-    """UMAP of both modalities' cells together, coloured by modality and (when given) by cell type."""
+                    coords: Optional[np.ndarray] = None, title: str = ""):
+    """UMAP of both modalities' cells together, coloured by modality and (when given) by cell type (``title``
+    prefixes the panel titles). Returns (figure, 2-D coordinates)."""
     plt = _plt()
     rng = np.random.default_rng(seed)
     n_a, n_b = len(rna_emb), len(other_emb)
@@ -67,7 +68,7 @@ def plot_joint_umap(rna_emb: np.ndarray, other_emb: np.ndarray, rna_labels=None,
         sel = order[modality[order] == value]
         ax.scatter(coords[sel, 0], coords[sel, 1], s=2, c=color, label=name, alpha=0.6, rasterized=True)
     ax.legend(markerscale=5, frameon=False)
-    ax.set_title("modality")
+    ax.set_title(f"{title} - modality" if title else "modality")
     if has_labels:
         labels = np.r_[np.asarray(rna_labels, dtype=str)[ia], np.asarray(other_labels, dtype=str)[ib]]
         cats = sorted(set(labels))
@@ -78,7 +79,7 @@ def plot_joint_umap(rna_emb: np.ndarray, other_emb: np.ndarray, rna_labels=None,
             ax.scatter(coords[sel, 0], coords[sel, 1], s=2, color=cmap(i % cmap.N), label=cat, alpha=0.6,
                        rasterized=True)
         ax.legend(markerscale=5, frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-        ax.set_title("cell type")
+        ax.set_title(f"{title} - cell type" if title else "cell type")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

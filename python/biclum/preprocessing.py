@@ -296,10 +296,11 @@ class ModalityPreprocessor:
 
 def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int, seed: int,
                      max_value: Optional[float] = 10.0, max_cells: Optional[int] = None,
-                     batches: Sequence[Optional[np.ndarray]] = (None, None)) -> tuple[np.ndarray, np.ndarray]:
+                     batches: Sequence[Optional[np.ndarray]] = (None, None),
+                     n_iter: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality, or within
     each of its batches when ``batches`` gives a modality's batch codes (components fitted on at most
-    ``max_cells`` cells of the two together, every cell projected)."""
+    ``max_cells`` cells of the two together, every cell projected; ``n_iter`` power iterations)."""
     blocks, rows = [], []
     for norm, codes in zip((norm_a, norm_b), batches):
         groups = [np.arange(norm.shape[0])] if codes is None else [np.flatnonzero(codes == c)
@@ -311,7 +312,7 @@ def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int,
             rows.append(idx + (0 if norm is norm_a else norm_a.shape[0]))
     stacked = StackedOperator(blocks)
     fit_op = sample_rows(stacked, max_cells, seed)
-    scores, V, _ = randomized_pca(fit_op, n_comps, seed=seed)
+    scores, V, _ = randomized_pca(fit_op, n_comps, seed=seed, n_iter=n_iter)
     if fit_op is not stacked:
         scores = stacked.dot(V)
     if len(blocks) > 2:  # back to the input order of the cells

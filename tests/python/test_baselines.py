@@ -1,4 +1,4 @@
-"""biclum.baselines (PCA floor, LSI, Seurat via Rscript, scGLUE) and the benchmark runner (biclum.benchmark)."""
+"""biclum.benchmark: baselines (PCA floor, LSI, Seurat via Rscript), peers (scGLUE, MaxFuse) and the runner."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from biclum import baselines as B
-from biclum import benchmark as BM
+import biclum.benchmark as BM
+from biclum.benchmark import baselines as B
+from biclum.benchmark import harness, methods
+from biclum.benchmark import peers as P
+from biclum.config import parse_overrides
 from biclum.errors import BiclumInputError
+from biclum.preprocessing import StackedOperator, StandardizedOperator, normalize_log1p, sparse_mean_std
 
 
 def _toy(n=120, n_genes=60, n_shared=40, seed=0):
@@ -29,17 +33,17 @@ def _toy(n=120, n_genes=60, n_shared=40, seed=0):
     return a, b
 
 
-def test_log_normalize():
-    X = sp.csr_matrix(np.array([[1.0, 3.0, 0.0], [0.0, 0.0, 0.0], [2.0, 2.0, 4.0]]))
-    out = B.log_normalize(X, 1e4)
+def test_normalize_log1p():
+    X = sp.csr_matrix(np.array([[1.0, 3.0, 0.0], [0.0, 0.0, 0.0], [2.0, 2.0, 4.0]], dtype=np.float32))
+    out = normalize_log1p(X, 1e4)
     np.testing.assert_allclose(np.expm1(out.toarray()).sum(axis=1), [1e4, 0, 1e4], rtol=1e-5)
     assert X[0, 0] == 1.0  # input untouched
 
 
 def test_scaled_operator_matches_dense():
     rng = np.random.default_rng(0)
-    blocks = [sp.random(30, 12, density=0.4, random_state=i, format="csr") * 5 for i in range(2)]
-    op = B._Scaled(blocks, max_value=1.5)
+    blocks = [(sp.random(30, 12, density=0.4, random_state=i, format="csr") * 5).astype(np.float32) for i in range(2)]
+    op = StackedOperator([StandardizedOperator(X, *sparse_mean_std(X), 1.5) for X in blocks])
     dense = []
     for X in blocks:
         D = X.toarray()
@@ -50,8 +54,8 @@ def test_scaled_operator_matches_dense():
     dense = np.vstack(dense)
     M = rng.normal(size=(12, 3))
     U = rng.normal(size=(60, 3))
-    np.testing.assert_allclose(op.dot(M), dense @ M, atol=1e-10)
-    np.testing.assert_allclose(op.tdot(U), dense.T @ U, atol=1e-10)
+    np.testing.assert_allclose(op.dot(M), dense @ M, atol=1e-4)  # float32 operator
+    np.testing.assert_allclose(op.tdot(U), dense.T @ U, atol=1e-4)
 
 
 def test_pca_floor_matches_dense_pca_and_is_deterministic():
@@ -66,7 +70,7 @@ def test_pca_floor_matches_dense_pca_and_is_deterministic():
     shared = [g for g in rna.var_names if g in set(oth.var_names)]
     Z = []
     for a in (rna, oth):
-        D = B.log_normalize(a.X)[:, a.var_names.get_indexer(shared)].toarray()
+        D = normalize_log1p(a.X, 1e4)[:, a.var_names.get_indexer(shared)].toarray()
         s = D.std(0, ddof=1)
         s[s == 0] = 1
         Z.append((D - D.mean(0)) / s)
@@ -92,12 +96,15 @@ def test_pca_floor_errors():
         B.pca_floor(rna2, oth2)
 
 
-def test_lsi():
+def test_lsi_is_the_models_peak_lsi():
+    from biclum.preprocessing import PeakLSI
+
     rng = np.random.default_rng(0)
     peaks = ad.AnnData(sp.csr_matrix(rng.poisson(0.3, size=(80, 200)).astype(np.float32)))
     emb = B.lsi(peaks, 10)
     assert emb.shape == (80, 10)
-    np.testing.assert_allclose(emb.std(axis=0, ddof=1), 1, rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-4)  # rows of unit length, depth dropped
+    np.testing.assert_array_equal(emb, PeakLSI.fit(peaks.X, np.asarray(peaks.var_names), 10, 0)[1])
 
 
 def test_seurat_skipped_without_rscript(monkeypatch, caplog):
@@ -109,23 +116,23 @@ def test_seurat_skipped_without_rscript(monkeypatch, caplog):
 
 
 def test_scglue_skipped_when_missing():
-    if B.scglue_available()[0]:
+    if P.scglue_available()[0]:
         pytest.skip("scglue is importable here: the missing-package path cannot be exercised")
     rna, oth = _toy()
-    assert B.scglue_baseline(rna, oth, None) is None
+    assert P.scglue_baseline(rna, oth, None) is None
 
 
 def test_maxfuse_skipped_when_missing():
-    if B.maxfuse_available()[0]:
+    if P.maxfuse_available()[0]:
         pytest.skip("maxfuse is importable here: the missing-package path cannot be exercised")
     rna, oth = _toy()
-    assert B.maxfuse_baseline(rna, oth) is None
+    assert P.maxfuse_baseline(rna, oth) is None
 
 
 @pytest.mark.parametrize("method, modality", [("scglue", "atac"), ("maxfuse", "protein")])
 def test_peer_rows_skipped_with_reason(method, modality, monkeypatch):
     """A peer whose package is missing (here and in BICLUM_PEERS_PYTHON) is a 'skipped: <why>' row."""
-    if BM._method_unavailable(method) is None:
+    if methods._method_unavailable(method) is None:
         pytest.skip(f"{method} is installed here (or in BICLUM_PEERS_PYTHON): its row runs instead")
     rna, oth = _toy()
     ds = BM.BenchmarkInput("toy", rna, oth, modality)
@@ -139,8 +146,8 @@ def test_peers_refuse_the_other_modality():
     rna, oth = _toy()
     for method, modality in (("scglue", "protein"), ("maxfuse", "atac")):
         prep = BM.prepare_input(rna, oth, modality)
-        with pytest.raises(BM._Skip, match=f"{method} baseline here supports"):
-            BM._RUNNERS[method](prep, 0, None, None)
+        with pytest.raises(methods._Skip, match=f"{method} baseline here supports"):
+            methods._RUNNERS[method](prep, 0, None, None)
 
 
 @pytest.mark.slow
@@ -184,8 +191,8 @@ def test_run_benchmark_pca_isolated(shared_data, tmp_path):
     assert np.isnan(row["foscttm"])  # unpaired
     # the child process scores exactly what the floor gives in this process
     prep = ds.load()
-    r, o, _ = BM._RUNNERS["pca"](prep, 0, None, None)
-    here = BM._score(prep, {"rna_emb": r, "other_emb": o}, nmi=False, seed=0)
+    r, o, _ = methods._RUNNERS["pca"](prep, 0, None, None)
+    here = harness._score(prep, {"rna_emb": r, "other_emb": o}, nmi=False, seed=0)
     for key in ("neighbor_conservation", "omics_mixing", "transfer_other_to_rna", "asw_celltype", "map"):
         assert row[key] == pytest.approx(here[key], abs=1e-6), key
     assert row["peak_rss_mb"] > row["rss_inputs_mb"] > 50 and row["wall_s"] > 0
@@ -204,8 +211,8 @@ def test_ablation_and_sensitivity_plumbing(monkeypatch, tmp_path):
         r, o = B.pca_floor(prep["rna"], prep["other"], n_comps=5)
         return r, o, {"epochs": 0}
 
-    monkeypatch.setitem(BM._RUNNERS, "biclum", fake_biclum)
-    monkeypatch.setattr(BM, "_method_unavailable", lambda m: None)
+    monkeypatch.setitem(methods._RUNNERS, "biclum", fake_biclum)
+    monkeypatch.setattr(harness, "_method_unavailable", lambda m: None)
     rna, oth = _toy()
     tab = BM.run_ablation(rna, oth, "protein", isolate=False, nmi=False, out_dir=tmp_path, base_config={"lr": 1})
     assert list(tab["variant"]) == list(BM.ABLATIONS)
@@ -216,7 +223,7 @@ def test_ablation_and_sensitivity_plumbing(monkeypatch, tmp_path):
     # modality's own PCA for neighbour conservation)
     prep = BM.prepare_input(rna, oth, "protein")
     r, o = B.pca_floor(rna, oth, n_comps=5)
-    ref = BM._score(prep, {"rna_emb": r, "other_emb": o}, nmi=False, seed=0)
+    ref = harness._score(prep, {"rna_emb": r, "other_emb": o}, nmi=False, seed=0)
     for key in ("neighbor_conservation", "foscttm", "transfer_rna_to_other"):
         np.testing.assert_allclose(tab[key], ref[key], atol=1e-9, err_msg=key)
     assert (tmp_path / "ablation.md").exists() and (tmp_path / "ablation.png").exists()
@@ -230,15 +237,16 @@ def test_ablation_and_sensitivity_plumbing(monkeypatch, tmp_path):
 
 
 def test_cli_config_parsing():
-    assert BM._parse_config(["mnn_k=50", "tau_cell=0.2", "device=cpu"]) == {"mnn_k": 50, "tau_cell": 0.2,
-                                                                           "device": "cpu"}
-    with pytest.raises(BiclumInputError, match="use key=value"):
-        BM._parse_config(["mnn_k"])
+    assert parse_overrides(["mnn_k=50", "tau_cell=0.2", "device=cpu", "hidden_dims=[64, 64]", "x=true",
+                            "hidden=256,256"], "--config") == {
+        "mnn_k": 50, "tau_cell": 0.2, "device": "cpu", "hidden_dims": [64, 64], "x": True, "hidden": "256,256"}
+    with pytest.raises(BiclumInputError, match="--config 'mnn_k': use KEY=VALUE"):
+        parse_overrides(["mnn_k"], "--config")
 
 
 def _peer_row(method, dataset, shared_data, **kw):
     """The runner's row for one peer on one shared dataset (skipped with the reason when the peer is missing)."""
-    why = BM._method_unavailable(method)
+    why = methods._method_unavailable(method)
     if why:
         pytest.skip(why)
     table = BM.run_benchmark([BM.BenchmarkInput(dataset, data_dir=str(shared_data))], [method], nmi=False,

@@ -17,7 +17,7 @@ import pytest
 
 import biclum
 from biclum import metrics
-from biclum.cli import parse_overrides
+from biclum.config import parse_overrides
 from biclum.datasets import simulate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -257,7 +257,8 @@ def test_unpaired_archr_pbmc_small_every_metric(shared_data):
     """The unpaired ArchR PBMC set (150 RNA + 150 ATAC cells) runs through every metric without error."""
     import anndata as ad
 
-    from biclum.baselines import log_normalize, lsi, pca_floor
+    from biclum.benchmark.baselines import lsi, pca_floor
+    from biclum.preprocessing import as_csr32, normalize_log1p
     from biclum.prior import gene_activity
 
     folder = shared_data / "pbmc_small_archr_testdata"
@@ -267,7 +268,7 @@ def test_unpaired_archr_pbmc_small_every_metric(shared_data):
     r, o = pca_floor(rna, ga)
     from sklearn.decomposition import TruncatedSVD
 
-    rna_pre = TruncatedSVD(20, random_state=0).fit_transform(log_normalize(rna.X))
+    rna_pre = TruncatedSVD(20, random_state=0).fit_transform(normalize_log1p(as_csr32(rna.X), 1e4))
     atac_pre = lsi(atac, 20)
     res, skipped = M.evaluate(r, o, rna.obs["cell_type"], atac.obs["cell_type"], paired=False, rna_pre=rna_pre,
                               other_pre=atac_pre, return_skipped=True)

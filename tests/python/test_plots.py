@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from biclum import benchmark as BM  # noqa: E402
+from biclum.benchmark import grid as BM  # noqa: E402
 from biclum import plotting as P  # noqa: E402
 
 

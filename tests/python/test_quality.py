@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import biclum
-from biclum.baselines import pca_floor
-from biclum.benchmark import _other_in_gene_space, prepare_input
+from biclum.benchmark import other_in_gene_space, prepare_input
+from biclum.benchmark.baselines import pca_floor
 from biclum.datasets import load_shared
 from biclum.metrics import foscttm_score, label_transfer_accuracy
 
@@ -27,7 +27,7 @@ def _embed(name: str, n_cells: int = 0):
         other = other[rna.obs_names].copy()
     prep = prepare_input(rna, other, modality, annotation)
     if os.environ.get("BICLUM_QUALITY_USE_FLOOR") == "1":
-        r, o = pca_floor(prep["rna"], _other_in_gene_space(prep), seed=0)
+        r, o = pca_floor(prep["rna"], other_in_gene_space(prep), seed=0)
         return r, o, prep
     res = biclum.integrate(prep["rna"], prep["other"], modality=modality, annotation=annotation, seed=0,
                            progress=False, num_threads=1)

@@ -17,7 +17,7 @@ test_that("ArchR small PBMC: RunBiCLUM transfers RNA labels to ATAC cells well a
   rna <- anndata_to_seurat(read_h5ad_py(rna_path), assay = "RNA")
   atac <- anndata_to_seurat(read_h5ad_py(atac_path), assay = "peaks")
   if (identical(Sys.getenv("BICLUM_QUALITY_USE_FLOOR"), "1")) {
-    bl <- reticulate::import("biclum.baselines")
+    bl <- reticulate::import("biclum.benchmark.baselines")
     prior <- reticulate::import("biclum.prior")
     ga <- prior$gene_activity(read_h5ad_py(atac_path), ann)
     fl <- bl$pca_floor(read_h5ad_py(rna_path), ga)

@@ -1,7 +1,7 @@
 #!/usr/bin/env Rscript
 # Seurat CCA anchors + TransferData co-embedding, the recipe of Seurat's scATAC integration vignette
 # (https://satijalab.org/seurat/articles/atacseq_integration_vignette), as a baseline of `biclum benchmark`.
-# Called by biclum.baselines.seurat_cca(); works with Seurat 4.x (tested with 4.3.0) and is written for 5.x.
+# Called by biclum.benchmark.baselines.seurat_cca() (package data of biclum.benchmark); works with Seurat 4.x (tested with 4.3.0) and is written for 5.x.
 #
 # Usage: Rscript seurat_cca.R --dir DIR [--ndims 30] [--nfeatures 2000] [--reduction-dims 2:30]
 # DIR holds (written by Python):
