@@ -27,8 +27,9 @@ class PreprocessConfig:
     n_top_genes: int = 2000          # HVGs per modality (seurat_v3 flavour on counts); the union is used
     hvg_span: float = 0.3            # loess span of the seurat_v3 mean-variance fit
     target_sum: float = 1e4          # library-size normalisation target
-    n_pcs: Optional[int] = None      # PCA/LSI components per modality (the cell encoders' input); None: about
+    n_pcs: Optional[int] = None      # PCA components per modality (the cell encoders' input); None: about
                                      # one per 10 cells, 10..100, logged
+    n_lsi: Optional[int] = None      # LSI components of ATAC peaks (the ATAC encoder's input); None: as n_pcs
     pca_max_cells: int = 100_000     # PCA/LSI components fitted on at most this many cells (a random sample)
                                      # per modality; every cell is projected (0: fit on all cells)
     max_value: Optional[float] = 10.0  # clip scaled values (scanpy's sc.pp.scale(max_value=10))
@@ -172,7 +173,7 @@ class BiclumConfig:
             if (getattr(t, name) or 0) < 0:
                 raise BiclumInputError(f"{name} must be >= 0, got {getattr(t, name)}.")
         for name, value in (("batch_size", t.batch_size), ("max_epochs", t.max_epochs), ("latent_dim", m.latent_dim),
-                            ("n_pcs", p.n_pcs or 1), ("n_top_genes", p.n_top_genes), ("n_metacells", m.n_metacells),
+                            ("n_pcs", p.n_pcs or 1), ("n_lsi", p.n_lsi or 1), ("n_top_genes", p.n_top_genes), ("n_metacells", m.n_metacells),
                             ("mnn_k", self.pairs.mnn_k or 1)):
             if int(value) < 1:
                 raise BiclumInputError(f"{name} must be >= 1, got {value}.")

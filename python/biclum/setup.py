@@ -263,7 +263,7 @@ def _peak_lsi(gs: _GeneSpace, config: BiclumConfig, pcs: dict, choices: dict) ->
         return None
     peaks, names = gs.peaks
     p = config.preprocess
-    n = auto_n_pcs(peaks.shape[0], peaks.shape[1], p.n_pcs, "ATAC LSI")
+    n = auto_n_pcs(peaks.shape[0], peaks.shape[1], p.n_lsi or p.n_pcs, "ATAC LSI")
     choices["n_lsi"] = n
     lsi, pcs["other"] = PeakLSI.fit(peaks, names, n, config.train.seed, p.pca_max_cells)
     logger.info("ATAC cell encoder input: LSI of %d peaks (%d components)", len(lsi.peaks), pcs["other"].shape[1])
