@@ -21,7 +21,7 @@ test_that("ArchR small PBMC: RunBiCLUM transfers RNA labels to ATAC cells well a
     prior <- reticulate::import("biclum.prior")
     ga <- prior$gene_activity(read_h5ad_py(atac_path), ann)
     fl <- bl$pca_floor(read_h5ad_py(rna_path), ga)
-    er <- reticulate::py_to_r(fl[[1]]); eo <- reticulate::py_to_r(fl[[2]])
+    er <- as.matrix(fl[[1]]); eo <- as.matrix(fl[[2]])  # converted by reticulate already
     rownames(er) <- colnames(rna); rownames(eo) <- colnames(atac)
   } else {
     res <- suppressMessages(RunBiCLUM(rna, atac, modality = "atac", annotation = ann, seed = 0L, verbose = FALSE))
