@@ -40,28 +40,38 @@ peers:
 	$(PEERS_VENV)/bin/pip install maxfuse scglue
 	@command -v bedtools >/dev/null || echo "peers: scGLUE needs bedtools (Debian: apt-get install bedtools)"
 
-# Regenerate every file under benchmarks/results (hours on 2 cores). Each step writes its own file(s); files the
+# Regenerate every file under benchmarks/results (hours on 2 cores; the quick steps first, the 3-seed tables and the
+# peers last). Each step writes its own file(s); files the
 # scripts append to are removed first. Per-step wall times and the total: benchmarks/results/make_results.md.
 RESULTS := benchmarks/results
 SEEDS ?= 0 1 2
 SCALE_CELLS ?= 10000 20000 40000
 BICLUM_PEERS_PYTHON ?= $(if $(wildcard $(PEERS_VENV)/bin/python),$(abspath $(PEERS_VENV)/bin/python),)
 export BICLUM_PEERS_PYTHON
+RESULTS_RLIB := $(abspath $(RESULTS)/tmp/rlib)
 STEP = RESULTS_TIMES=$(RESULTS)/tmp/make_results_times.tsv bash scripts/timed_step.sh
-results:
-	mkdir -p $(RESULTS)/tmp && rm -f $(RESULTS)/tmp/make_results_times.tsv
+results: setup
+	mkdir -p $(RESULTS)/tmp $(RESULTS_RLIB) && rm -f $(RESULTS)/tmp/make_results_times.tsv
+	R CMD INSTALL --no-test-load -l $(RESULTS_RLIB) . >/dev/null  # the R steps use this checkout's R package
 	rm -f $(RESULTS)/snareseq_core.md $(RESULTS)/distributed_snare.md $(RESULTS)/scale.md
-	$(STEP) all_datasets $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1
-	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
 	$(STEP) snareseq_core $(PYTHON) benchmarks/snareseq_core.py
 	$(STEP) query_mapping $(PYTHON) benchmarks/query_mapping.py
 	$(STEP) downstream_snare $(PYTHON) benchmarks/downstream_snare.py --embedding biclum
 	$(STEP) distributed_snare $(PYTHON) benchmarks/distributed_snare.py --threads 1
 	$(STEP) scale $(PYTHON) benchmarks/scale.py --cells $(SCALE_CELLS)
 	$(STEP) prior_gene_activity $(PYTHON) benchmarks/prior_gene_activity.py
+	$(STEP) bridge_speed env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/bridge_speed.R
 	$(STEP) threads_busy $(PYTHON) benchmarks/threads_busy.py
-	$(STEP) bridge_speed Rscript benchmarks/bridge_speed.R
+	$(STEP) lsi_components $(PYTHON) benchmarks/lsi_components.py
+	$(STEP) batch_silhouette $(PYTHON) benchmarks/batch_silhouette.py --seeds $(SEEDS) --threads 1
+	$(STEP) archr_runbiclum env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/archr_runbiclum.R $(SEEDS)
+	$(STEP) all_datasets $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1
+	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
+	$(STEP) ablation_seeds $(PYTHON) benchmarks/all_datasets.py --datasets snareseq eccite --ablation --loadings \
+	    --seeds $(SEEDS) --threads 1 --name ablation_seeds
+	$(STEP) ablation_effects $(PYTHON) benchmarks/ablation_effects.py
+	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
+	$(STEP) ablation $(PYTHON) -m biclum.cli ablation --dataset snareseq --out $(RESULTS) --name ablation_snareseq
 	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets snareseq eccite reapseq \
 	    --methods biclum pca seurat scglue maxfuse --out $(RESULTS) --name benchmark_snareseq_eccite_reapseq
-	$(STEP) ablation $(PYTHON) -m biclum.cli ablation --dataset snareseq --out $(RESULTS) --name ablation_snareseq
 	bash scripts/timed_step.sh --summary $(RESULTS)/make_results.md
