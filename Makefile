@@ -72,6 +72,6 @@ results: setup
 	$(STEP) ablation_effects $(PYTHON) benchmarks/ablation_effects.py
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
 	$(STEP) ablation $(PYTHON) -m biclum.cli ablation --dataset snareseq --out $(RESULTS) --name ablation_snareseq
-	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets snareseq eccite reapseq \
-	    --methods biclum pca seurat scglue maxfuse --out $(RESULTS) --name benchmark_snareseq_eccite_reapseq
+	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets eccite reapseq snareseq \
+	    --methods biclum pca seurat maxfuse scglue --no-nmi --no-umap --seed 0 --out $(RESULTS) --name benchmark_peers
 	bash scripts/timed_step.sh --summary $(RESULTS)/make_results.md
