@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` and `make test`. Both set up a fresh machine first.
 PYTHON ?= python3
 export BICLUM_SHARED_DATA ?= $(abspath ../shared/data)
-export RETICULATE_PYTHON ?= $(shell command -v $(PYTHON))
+export RETICULATE_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || command -v $(PYTHON))
 DEMO_OUT ?= demo_out
 
 .PHONY: setup demo test test-python test-r check-r clean results peers
