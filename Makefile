@@ -59,6 +59,7 @@ results: setup
 	$(STEP) downstream_snare $(PYTHON) benchmarks/downstream_snare.py --embedding biclum
 	$(STEP) distributed_snare $(PYTHON) benchmarks/distributed_snare.py --threads 1
 	$(STEP) scale $(PYTHON) benchmarks/scale.py --cells $(SCALE_CELLS)
+	$(STEP) scale_1m $(PYTHON) benchmarks/scale.py --cells 100000 1000000 --backed
 	$(STEP) prior_gene_activity $(PYTHON) benchmarks/prior_gene_activity.py
 	$(STEP) bridge_speed env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/bridge_speed.R
 	$(STEP) threads_busy $(PYTHON) benchmarks/threads_busy.py
