@@ -40,20 +40,30 @@ peers:
 	$(PEERS_VENV)/bin/pip install maxfuse scglue
 	@command -v bedtools >/dev/null || echo "peers: scGLUE needs bedtools (Debian: apt-get install bedtools)"
 
-# Regenerate every file under benchmarks/results (hours on 2 cores; the quick steps first, the 3-seed tables and the
-# peers last). Each step writes its own file(s); files the
-# scripts append to are removed first. Per-step wall times and the total: benchmarks/results/make_results.md.
+# Regenerate every file under benchmarks/results from a clean clone: `make results` (about 2 hours on 2 cores; it
+# installs the peers first). Three phases: the steps that time biclum at 2 threads run alone; the 3-seed tables,
+# which run at 1 thread each, run in two lanes side by side (one core each); then the peers table. Files the
+# scripts append to are removed first. Per-step wall times, their sum and the wall clock: make_results.md.
 RESULTS := benchmarks/results
 SEEDS ?= 0 1 2
 SCALE_CELLS ?= 10000 20000 40000
-BICLUM_PEERS_PYTHON ?= $(if $(wildcard $(PEERS_VENV)/bin/python),$(abspath $(PEERS_VENV)/bin/python),)
+BICLUM_PEERS_PYTHON ?= $(abspath $(PEERS_VENV)/bin/python)
 export BICLUM_PEERS_PYTHON
 RESULTS_RLIB := $(abspath $(RESULTS)/tmp/rlib)
-STEP = RESULTS_TIMES=$(RESULTS)/tmp/make_results_times.tsv bash scripts/timed_step.sh
-results: setup
-	mkdir -p $(RESULTS)/tmp $(RESULTS_RLIB) && rm -f $(RESULTS)/tmp/make_results_times.tsv
+RESULTS_TIMES := $(RESULTS)/tmp/make_results_times.tsv
+STEP = RESULTS_TIMES=$(RESULTS_TIMES) bash scripts/timed_step.sh
+.PHONY: results-timed results-lane-a results-lane-b results-peers
+results: setup peers
+	mkdir -p $(RESULTS)/tmp $(RESULTS_RLIB) && rm -f $(RESULTS_TIMES) && date +%s > $(RESULTS_TIMES:.tsv=.start)
 	R CMD INSTALL --no-test-load -l $(RESULTS_RLIB) . >/dev/null  # the R steps use this checkout's R package
 	rm -f $(RESULTS)/snareseq_core.md $(RESULTS)/distributed_snare.md $(RESULTS)/scale.md
+	$(MAKE) --no-print-directory results-timed
+	$(MAKE) --no-print-directory -j2 results-lane-a results-lane-b
+	$(MAKE) --no-print-directory results-peers
+	bash scripts/timed_step.sh --summary $(RESULTS)/make_results.md
+
+# phase 1: nothing else runs (these files report wall times at 2 threads, and threads_busy makes its own load)
+results-timed:
 	$(STEP) snareseq_core $(PYTHON) benchmarks/snareseq_core.py
 	$(STEP) query_mapping $(PYTHON) benchmarks/query_mapping.py
 	$(STEP) downstream_snare $(PYTHON) benchmarks/downstream_snare.py --embedding biclum
@@ -64,15 +74,25 @@ results: setup
 	$(STEP) bridge_speed env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/bridge_speed.R
 	$(STEP) threads_busy $(PYTHON) benchmarks/threads_busy.py
 	$(STEP) lsi_components $(PYTHON) benchmarks/lsi_components.py
-	$(STEP) batch_silhouette $(PYTHON) benchmarks/batch_silhouette.py --seeds $(SEEDS) --threads 1
 	$(STEP) archr_runbiclum env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/archr_runbiclum.R $(SEEDS)
+
+# phase 2: two lanes of 1-thread, 3-seed tables side by side
+results-lane-a:
 	$(STEP) all_datasets $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1
-	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
 	$(STEP) ablation_seeds $(PYTHON) benchmarks/all_datasets.py --datasets snareseq eccite --ablation --loadings \
 	    --seeds $(SEEDS) --threads 1 --name ablation_seeds
 	$(STEP) ablation_effects $(PYTHON) benchmarks/ablation_effects.py
+	$(STEP) batch_silhouette $(PYTHON) benchmarks/batch_silhouette.py --seeds $(SEEDS) --threads 1
+	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
+
+results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
-	$(STEP) ablation $(PYTHON) -m biclum.cli ablation --dataset snareseq --out $(RESULTS) --name ablation_snareseq
+	$(STEP) batches_atac_scale $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500 --parts sim \
+	    --only 'sim_atac strong batch effect' --set batch_scale=True --name batches_atac_scale
+	$(STEP) snare_trials $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
+	    --variants default n_lsi=30 n_lsi=200 tau_cell=0.2 mnn_k=50 --name snare_trials
+
+# phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0)
+results-peers:
 	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets eccite reapseq snareseq \
 	    --methods biclum pca seurat maxfuse scglue --no-nmi --no-umap --seed 0 --out $(RESULTS) --name benchmark_peers
-	bash scripts/timed_step.sh --summary $(RESULTS)/make_results.md

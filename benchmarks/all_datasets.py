@@ -1,7 +1,8 @@
 """biclum with default settings on every shared dataset, several seeds, beside the joint-PCA floor.
 
     python benchmarks/all_datasets.py [--datasets ...] [--seeds 0 1 2] [--threads 1] [--set KEY=VALUE ...]
-                                      [--ablation] [--loadings] [--name all_datasets] [--no-write]
+                                      [--ablation | --variants default KEY=VALUE[,KEY=VALUE] ...] [--loadings]
+                                      [--name all_datasets] [--no-write]
 
 Prints one row per dataset: FOSCTTM (paired data), 5-NN label transfer both ways (labelled data), the PCA floor of
 ../shared/ANCHORS.md (joint PCA of the shared genes after the package's own move to gene space; its FOSCTTM and
@@ -10,7 +11,8 @@ the seeds. Each biclum run is a fresh child process (its time and memory are its
 benchmarks/results/<name>.md and .csv with the command, commit, threads and seeds.
 
 ``--ablation`` runs every variant of biclum.benchmark.ABLATIONS (full model, no cell-level loss, no feature-level
-loss, no reconstruction) per dataset and seed; ``--loadings`` adds the gene-loading measures of
+loss, no reconstruction) per dataset and seed; ``--variants`` runs each listed setting side by side instead
+(``default``, or overrides joined by commas, e.g. ``n_lsi=30`` or ``tau_cell=0.2,mnn_k=50``); ``--loadings`` adds the gene-loading measures of
 benchmarks/loadings_snare.py (RNA reconstruction correlation, marker overlap) on labelled datasets.
 """
 from __future__ import annotations
@@ -150,6 +152,13 @@ def _header(argv, seeds, threads) -> str:
             "(biclum.benchmark.baselines.pca_floor, 30 components).\n")
 
 
+def _variants(settings: list[str]) -> dict:
+    """``--variants`` items as {name: overrides}: 'default' is no override; others are KEY=VALUE joined by commas."""
+    from biclum.config import parse_overrides
+
+    return {v: {} if v == "default" else parse_overrides(v.split(",")) for v in settings}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,6 +167,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="biclum config override")
     p.add_argument("--ablation", action="store_true", help="every variant of biclum.benchmark.ABLATIONS")
+    p.add_argument("--variants", nargs="+", metavar="SETTING",
+                   help="settings side by side: 'default' or KEY=VALUE[,KEY=VALUE]")
     p.add_argument("--loadings", action="store_true", help="gene-loading measures on labelled data")
     p.add_argument("--name", default="all_datasets")
     p.add_argument("--no-write", action="store_true", help="print only")
@@ -167,7 +178,9 @@ def main(argv=None) -> int:
     from biclum.benchmark import ABLATIONS
 
     overrides = {**parse_overrides(a.set), **({"_loadings": True} if a.loadings else {})}
-    variants = ABLATIONS if a.ablation else {"default": {}}
+    if a.ablation and a.variants:
+        p.error("give either --ablation or --variants")
+    variants = ABLATIONS if a.ablation else _variants(a.variants or ["default"])
     rows, floors = [], {}
     for name in a.datasets:
         floors[name] = _floor(_prepare(name))

@@ -8,7 +8,7 @@ number of components; for each number of leading components, every ATAC cell's l
 nearest ATAC neighbours (cosine, leave-one-out). This is the information the ATAC cell encoder starts from. It
 peaks at 20-30 components on SNARE-seq, yet the integration is better with more: ``n_lsi`` 30 instead of the
 default 100 gives FOSCTTM 0.108 and transfer 0.663 (not 0.095 / 0.683), 200 gives 0.094 / 0.681
-(benchmarks/results/n_lsi_trials.md), so the default stays ``n_pcs``'s rule. Writes
+(benchmarks/results/snare_trials.md), so the default stays ``n_pcs``'s rule. Writes
 benchmarks/results/lsi_components.md (command, commit, threads, seed).
 """
 from __future__ import annotations
