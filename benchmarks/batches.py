@@ -1,7 +1,7 @@
 """Batches within a modality (issue 16): biclum with and without batch keys.
 
     python benchmarks/batches.py [--seeds 0 1 2] [--threads 1] [--cells 1500] [--parts sim real]
-                                 [--only TEXT] [--set KEY=VALUE ...] [--name batches] [--no-write]
+                                 [--only TEXT ...] [--set KEY=VALUE ...] [--name batches] [--no-write]
 
 (a) simulated paired RNA + ATAC and RNA + ADT (biclum.datasets.simulate, ``--cells`` per modality) with a strong
 batch effect in both modalities (two batches per modality drawn independently, ``batch_effect=1``; and for ATAC
@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cells", type=int, default=1500)
     ap.add_argument("--parts", nargs="+", default=["sim", "real"], choices=["sim", "real"])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--only", default=None, metavar="TEXT", help="run only the cases whose name contains TEXT")
+    ap.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                    help="run only the cases whose name contains one of the TEXTs")
     ap.add_argument("--name", default="batches")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--from-log", default=None, metavar="LOG",
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         cases = list(_simulated(args.cells, seed)) if "sim" in args.parts else []
         cases += list(_real()) if "real" in args.parts else []
         for case, rna, other, modality, ann, keys in cases:
-            if args.only and args.only not in case:
+            if args.only and not any(t in case for t in args.only):
                 continue
             for key in keys:
                 row = {"case": case, "batch_key": key or "none", "seed": seed,

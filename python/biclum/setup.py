@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._logging import logger
 from .backed import is_backed
-from .batches import BatchCentering, batch_codes, batch_labels, cross_batch_pairs, per_batch_feature_means
+from .batches import BatchCentering, BatchShifts, batch_codes, batch_labels, cross_batch_pairs, per_batch_feature_means
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
@@ -153,9 +153,9 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     preprocessors, pcs, norms = _preprocess(gs, features, config, choices)
     peak_lsi = _peak_lsi(gs, config, pcs, choices)
     stages.done("preprocess")
-    centering, pcs = _centre_batches(pcs, inputs.labels, config)
+    centering, pcs, shifts = _centre_batches(pcs, inputs.labels, config)
     stages.start(5, "finding mutual nearest neighbours between modalities")
-    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, config, choices)
+    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices)
     batch_partners = {m: None if inputs.labels[m] is None else cross_batch_pairs(
         pcs[m], inputs.labels[m], config.pairs.batch_mnn_k, config.pairs.exact_knn_max, config.train.seed, m)
         for m in MODALITIES}
@@ -166,7 +166,7 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     fitted = FittedSetup(features=features, preprocessors=preprocessors, sketches=sketches, peak_lsi=peak_lsi,
                          batch_centering=centering, annotation_rows=_feature_annotation(gs.gene_other, modality),
                          gene_renames=gs.renames, gene_space_info=gs.info)
-    data = _training_data(gs, fitted, pcs, norms, cell_pairs, batch_partners, inputs.labels, config)
+    data = _training_data(gs, fitted, pcs, norms, cell_pairs, batch_partners, inputs.labels, shifts, config)
     stages.done("setup_total", since_start=True)
     return Prepared(fitted=fitted, data=data, pairs=cell_pairs, cell_names={
         "rna": np.asarray(inputs.views["rna"].obs_names), "other": np.asarray(gs.gene_other.obs_names)},
@@ -270,17 +270,21 @@ def _peak_lsi(gs: _GeneSpace, config: BiclumConfig, pcs: dict, choices: dict) ->
     return lsi
 
 
-def _centre_batches(pcs: dict, labels: dict, config: BiclumConfig) -> tuple[dict, dict]:
-    """Per-batch centring (and scaling with ``batch_scale``) of the encoder inputs (:mod:`biclum.batches`)."""
-    centering = {m: None if labels[m] is None else BatchCentering.fit(pcs[m], labels[m],
-                                                                     config.preprocess.batch_scale)
+def _centre_batches(pcs: dict, labels: dict, config: BiclumConfig) -> tuple[dict, dict, dict]:
+    """Batch shifts removed from the encoder inputs (and scaling with ``batch_scale``), see
+    :mod:`biclum.batches`. Returns the centring, the corrected inputs and the MNN shifts (modality -> BatchShifts,
+    or None with ``batch_centre="means"`` or no batches)."""
+    p = config.preprocess
+    shifts = {m: None if labels[m] is None or p.batch_centre != "mnn" else BatchShifts.find(
+        pcs[m], labels[m], config.train.seed, config.pairs.exact_knn_max, m) for m in MODALITIES}
+    centering = {m: None if labels[m] is None else BatchCentering.fit(pcs[m], labels[m], p.batch_scale, shifts[m])
                  for m in MODALITIES}
     return centering, {m: pcs[m] if labels[m] is None else centering[m].transform(pcs[m], labels[m])
-                       for m in MODALITIES}
+                       for m in MODALITIES}, shifts
 
 
-def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, config: BiclumConfig,
-                choices: dict) -> tuple[CellPairs, dict]:
+def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,
+                config: BiclumConfig, choices: dict) -> tuple[CellPairs, dict]:
     """MNN pairs in the joint PCA of the shared genes, each modality's coordinates first smoothed over its own
     neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`.
     Returns the pairs and the joint space."""
@@ -290,10 +294,12 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     n_shared_pcs = min(cfg.pairs.n_shared_pcs, len(shared) - 1)
     shared_norms = [norms[m] if np.array_equal(shared_cols[m], np.arange(norms[m].shape[1]))
                     else norms[m][:, shared_cols[m]] for m in MODALITIES]  # no copy when all are shared
-    codes = [None if labels[m] is None else batch_codes(labels[m]) for m in MODALITIES]
+    codes = [None if labels[m] is None or shifts[m] is not None else batch_codes(labels[m]) for m in MODALITIES]
     z = dict(zip(MODALITIES, joint_shared_pca(*shared_norms, n_shared_pcs, seed, cfg.preprocess.max_value,
                                               cfg.preprocess.pca_max_cells, batches=codes)))
     del shared_norms
+    z = {m: z[m] if shifts[m] is None else z[m] - shifts[m].apply_to_means(z[m])[shifts[m].codes]
+         for m in MODALITIES}
     n = {m: z[m].shape[0] for m in MODALITIES}
     smooth_k = auto_smooth_k(n["rna"], n["other"], cfg.pairs.smooth_k)
     if smooth_k:
@@ -326,7 +332,7 @@ def _sketches(norms: dict, pcs: dict, joint_space: dict, preprocessors: dict, co
 
 
 def _training_data(gs: _GeneSpace, fitted: FittedSetup, pcs: dict, norms: dict, cell_pairs: CellPairs,
-                   batch_partners: dict, labels: dict, config: BiclumConfig) -> TrainingData:
+                   batch_partners: dict, labels: dict, shifts: dict, config: BiclumConfig) -> TrainingData:
     """Targets (counts of the features, or normalised values standardised in the loop) and the pairs."""
     p = config.preprocess
     targets = {m: (_columns(gs.counts[m], gs.var_names[m], fitted.features[m]) if p.target == "counts"
@@ -334,7 +340,7 @@ def _training_data(gs: _GeneSpace, fitted: FittedSetup, pcs: dict, norms: dict, 
     scaling = None if p.target != "scaled" else {
         m: (fitted.preprocessors[m].mean, fitted.preprocessors[m].std, p.max_value) for m in MODALITIES}
     target_batches = {m: None if labels[m] is None or scaling is None else
-                      per_batch_feature_means(norms[m], labels[m]) for m in MODALITIES}
+                      per_batch_feature_means(norms[m], labels[m], shifts[m]) for m in MODALITIES}
     return TrainingData(pcs=pcs, targets=targets, sketches=fitted.sketches, target_scaling=scaling,
                         partners={"rna": cell_pairs.rna_partners, "other": cell_pairs.other_partners},
                         feature_pairs=feature_pairs(fitted.features["rna"], fitted.features["other"]),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import biclum
-from biclum.batches import BatchCentering, cross_batch_pairs
+from biclum.batches import BatchCentering, BatchShifts, cross_batch_pairs, per_batch_feature_means
 from biclum.datasets import simulate
 from biclum.errors import BiclumInputError, BiclumWarning
 from biclum.metrics import evaluate, ilisi, within_modality_batch_mixing
@@ -97,6 +97,38 @@ def test_batch_centering_seen_unseen_and_none():
     assert scaled.scales[1].mean() > 2 * scaled.scales[0].mean()
 
 
+def _two_donors(rng, shift):
+    """Two cell types 8 apart; batch a is 80% type 0, batch b 20%; batch b moved by ``shift``."""
+    centres = np.zeros((2, 4), dtype=np.float32)
+    centres[1, 0] = 8
+    types = np.r_[np.repeat([0, 1], [160, 40]), np.repeat([0, 1], [40, 160])]
+    labels = np.repeat(["a", "b"], 200)
+    x = centres[types] + 0.3 * rng.normal(size=(400, 4)).astype(np.float32)
+    x[labels == "b"] += shift
+    return x, labels, types
+
+
+def test_mnn_shifts_keep_a_composition_difference():
+    # batch means differ by the shift plus the composition (0.6 * 8 on axis 0); MNN pairs give the shift alone
+    rng = np.random.default_rng(5)
+    shift = np.array([0.0, 2.0, -1.0, 0.5], dtype=np.float32)
+    x, labels, types = _two_donors(rng, shift)
+    shifts = BatchShifts.find(x, labels, 0, 2.5e9, "test")
+    np.testing.assert_allclose(shifts.of(x)[1] - shifts.of(x)[0], shift, atol=0.15)
+    for centre in (BatchCentering.fit(x, labels, shifts=shifts), BatchCentering.fit(x, labels)):
+        out = centre.transform(x, labels)
+        gap = out[(labels == "b") & (types == 0)].mean(0) - out[(labels == "a") & (types == 0)].mean(0)
+        if centre.means[1, 0] - centre.means[0, 0] < 2:  # MNN: type 0 of both batches lands together
+            assert np.abs(gap).max() < 0.2
+        else:  # batch means: type 0 of batch b is pulled 4.8 away from type 0 of batch a
+            assert abs(gap[0]) > 4
+    np.testing.assert_allclose(BatchCentering.fit(x, labels, shifts=shifts).transform(x, labels).mean(0), 0,
+                               atol=1e-4)
+    import scipy.sparse as sp  # the same shifts on a sparse feature matrix of the same cells (the targets)
+    codes, means = per_batch_feature_means(sp.csr_matrix(x), labels, shifts)
+    np.testing.assert_allclose(means[1] - means[0], shifts.of(x)[1], atol=1e-4)
+
+
 def test_cross_batch_pairs_link_batches_only():
     rng = np.random.default_rng(4)
     states = rng.normal(size=(40, 6)).astype(np.float32)
@@ -136,6 +168,19 @@ def test_save_load_and_query_batches(sim_batches, fitted_batches, tmp_path):
     del no_column.obs["batch"]
     assert loaded.transform(no_column, "rna").shape == emb.shape  # the training mean
     np.testing.assert_allclose(loaded.transform(adt, "other"), model.get_cell_embeddings("other"), atol=1e-5)
+
+
+def test_mnn_batch_centre_trains_saves_and_maps_queries(sim_batches, tmp_path):
+    rna, adt, _ = sim_batches
+    res = biclum.integrate(rna, adt, "protein", max_epochs=2, progress=False, rna_batch_key="batch",
+                           other_batch_key="batch", batch_centre="mnn", **SMALL)
+    model = res.model
+    assert model.config.preprocess.batch_centre == "mnn"
+    model.save(str(tmp_path / "m"))
+    loaded = biclum.BiCLUM.load(str(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.transform(rna, "rna"), model.get_cell_embeddings("rna"), atol=1e-5)
+    with pytest.raises(BiclumInputError, match="batch_centre='median': use 'mnn' or 'means'"):
+        biclum.BiCLUM(rna, adt, "protein", rna_batch_key="batch", batch_centre="median", **SMALL)
 
 
 def test_batch_key_errors(sim_batches):

@@ -40,6 +40,21 @@ test_that("biclum_available() finds the test environment", {
   expect_true(biclum_available(initialize = FALSE))
 })
 
+test_that("torch inside R keeps its own BLAS (imported with RTLD_DEEPBIND, not bound to R's BLAS)", {
+  skip_if_no_biclum_python()
+  skip_on_os(c("mac", "windows"))  # RTLD_DEEPBIND is a glibc flag; R's BLAS interposition is the Linux case
+  biclum_available()
+  info <- biclum:::.biclum_env$info
+  # R's BLAS is in the global symbol scope of every R process; biclum imports torch first in the test session
+  expect_identical(info$torch_import, "deepbind")
+  torch <- reticulate::import("torch", convert = FALSE)
+  a <- torch$randn(64L, 32L)
+  b <- torch$randn(32L, 16L)
+  got <- reticulate::py_to_r(a$matmul(b)$numpy())
+  want <- reticulate::py_to_r(a$numpy()) %*% reticulate::py_to_r(b$numpy())
+  expect_lt(max(abs(got - want)), 1e-4)
+})
+
 test_that("biclum_install() picks requirements that suit the installed reticulate", {
   reqs <- biclum_install(dry_run = TRUE)
   expect_true("biclum" %in% reqs)

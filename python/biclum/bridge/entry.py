@@ -19,14 +19,17 @@ __all__ = ["runtime_info", "integrate_from_r", "project_from_r", "downstream_fro
 
 
 def runtime_info() -> dict:
-    """Versions R checks before using the bridge."""
+    """Versions R checks before using the bridge. R calls it first, so torch is imported here, in the way that
+    keeps its own BLAS inside R (:func:`biclum.bridge.torch_import.import_torch`)."""
     import sys
 
     import biclum
 
+    from .torch_import import import_torch
+
     return {"python": sys.executable, "python_version": sys.version.split()[0],
             "numpy": np.__version__, "scipy": __import__("scipy").__version__,
-            "biclum": getattr(biclum, "__version__", "unknown")}
+            "biclum": getattr(biclum, "__version__", "unknown"), "torch_import": import_torch()}
 
 
 def _coerce_overrides(kwargs: dict, preset: str) -> dict:
