@@ -2,9 +2,9 @@
 
 R puts its BLAS (``libblas.so.3``; on a default Debian R the reference BLAS) into the process's global symbol
 scope. A torch imported after it binds its ``sgemm_`` calls there instead of to its own MKL, and every matrix
-product runs on that BLAS: training a small MLP for 300 steps took 23-32 s inside R against 1.7 s in Python on the
-same machine, and RunBiCLUM on ArchR's 150 + 150 cells took 135 s a seed. Importing torch with ``RTLD_DEEPBIND``
-makes its libraries look up their own symbols first, so torch runs as fast inside R as in Python.
+product runs on that BLAS: RunBiCLUM on ArchR's 150 + 150 cells took 135 s a seed (benchmarks/results/
+archr_runbiclum.md at f52af59) and takes 14 s with this import, with the same embeddings. Importing torch with
+``RTLD_DEEPBIND`` makes its libraries look up their own symbols first, so torch runs as fast inside R as in Python.
 """
 from __future__ import annotations
 
