@@ -1,9 +1,13 @@
 """biclum.bridge.torch_import: torch imported inside a process whose global scope holds a BLAS (as inside R)."""
 import ctypes.util
+import os
 import subprocess
 import sys
 
 import pytest
+
+CLEAN_ENV = dict(os.environ)  # before other test modules embed R (R's LD_LIBRARY_PATH would give a child Python
+#                               the system's libpython; see test_reliability)
 
 SCRIPT = """
 import ctypes, os, sys
@@ -32,7 +36,7 @@ assert any("restart R" in str(x.message) for x in w), [str(x.message) for x in w
 
 def test_import_torch_plain_in_python():
     out = subprocess.run([sys.executable, "-c", "from biclum.bridge.torch_import import import_torch; "
-                          "print(import_torch()); print(import_torch())"], capture_output=True, text=True)
+                          "print(import_torch()); print(import_torch())"], capture_output=True, text=True, env=CLEAN_ENV)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["plain", "plain"]
 
@@ -41,9 +45,9 @@ def test_import_torch_deepbind_beside_a_global_blas():
     lib = ctypes.util.find_library("blas")
     if lib is None or not sys.platform.startswith("linux"):
         pytest.skip("no system BLAS library (libblas) to load globally here")
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(lib=lib)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(lib=lib)], capture_output=True, text=True, env=CLEAN_ENV)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["deepbind", "deepbind"]
-    late = subprocess.run([sys.executable, "-c", SCRIPT_LATE.format(lib=lib)], capture_output=True, text=True)
+    late = subprocess.run([sys.executable, "-c", SCRIPT_LATE.format(lib=lib)], capture_output=True, text=True, env=CLEAN_ENV)
     assert late.returncode == 0, late.stderr
     assert late.stdout.splitlines() == ["already imported (global BLAS)"]
