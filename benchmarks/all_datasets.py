@@ -12,8 +12,9 @@ benchmarks/results/<name>.md and .csv with the command, commit, threads and seed
 
 ``--ablation`` runs every variant of biclum.benchmark.ABLATIONS (full model, no cell-level loss, no feature-level
 loss, no reconstruction) per dataset and seed; ``--variants`` runs each listed setting side by side instead
-(``default``, or overrides joined by commas, e.g. ``n_lsi=30`` or ``tau_cell=0.2,mnn_k=50``); ``--loadings`` adds the gene-loading measures of
-benchmarks/loadings_snare.py (RNA reconstruction correlation, marker overlap) on labelled datasets.
+(``default``, or overrides joined by commas, e.g. ``n_lsi=30`` or ``tau_cell=0.2,mnn_k=50``); ``--loadings``
+adds the gene-loading measures of benchmarks/loadings_snare.py (RNA reconstruction correlation, marker overlap)
+on labelled datasets.
 """
 from __future__ import annotations
 

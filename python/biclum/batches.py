@@ -66,9 +66,8 @@ class BatchCentering:
         """Per-batch means (``shifts`` None), or the MNN ``shifts`` plus the overall mean of the corrected cells
         (so a seen batch is moved by its shift and the training cells end up centred as a whole)."""
         levels, codes = np.unique(labels, return_inverse=True)
-        means, std = _group_means(x, codes, len(levels)), x.std(axis=0).astype(np.float32)
-        if shifts is not None:
-            means = shifts.apply_to_means(x, codes)
+        means = _group_means(x, codes, len(levels)) if shifts is None else shifts.apply_to_means(x, codes)
+        std = x.std(axis=0).astype(np.float32)
         return cls(levels, means, x.mean(axis=0).astype(np.float32), std,
                    _group_scales(x, codes, means, std) if scale else None)
 
@@ -122,10 +121,9 @@ class BatchShifts:
         # removing the shifts that gives (centring moved batches of different composition apart)
         shifts = cls(codes, ref, cls._pairs(x - _group_means(x, codes, n_b)[codes], codes, ref, exact_max, seed))
         found = cls(codes, ref, cls._pairs(x - shifts.of(x)[codes], codes, ref, exact_max, seed))
-        found.composition = found.composition_gap(x)
         logger.info("%s: batch shifts from MNN pairs against the largest batch (%s): %s pairs; batch means differ "
                     "from them by %s of the cells' spread (cell-type composition)", what, np.unique(labels)[ref],
-                    [len(p[0]) for p in found.pairs.values()], np.round(found.composition, 3).tolist())
+                    [len(p[0]) for p in found.pairs.values()], np.round(found.composition_gap(x), 3).tolist())
         return found
 
     def composition_gap(self, x: np.ndarray) -> np.ndarray:

@@ -18,7 +18,6 @@ from .._logging import logger
 _imported_here = None  # how import_torch imported torch in this process, once it has
 
 
-
 def blas_in_global_scope() -> bool:
     """Whether a BLAS ``sgemm_`` is visible in the process's global symbol scope (true inside R)."""
     try:
