@@ -91,6 +91,9 @@ results-lane-b:
 	    --only 'sim_atac strong batch effect' --set batch_scale=True --name batches_atac_scale
 	$(STEP) batches_mnn $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500 \
 	    --only strong neurips_cite --set batch_centre=mnn --name batches_mnn
+	$(STEP) batches_mnn_nopairs $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500 \
+	    --only strong neurips_cite reapseq --set batch_centre=mnn alpha_batch=0 --name batches_mnn_nopairs
+	$(STEP) batch_centre_rule $(PYTHON) benchmarks/batch_centre_rule.py --seeds $(SEEDS)
 	$(STEP) snare_trials $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
 	    --variants default n_lsi=30 n_lsi=200 tau_cell=0.2 mnn_k=50 --name snare_trials
 
