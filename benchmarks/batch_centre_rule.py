@@ -102,10 +102,12 @@ def _write(table, runs, args, argv, threshold: float) -> None:
     text = ["# A rule for batch_centre, tried and rejected: batch mixing after each correction (issue 16)", "",
             f"Command: `{command}`  ", f"Commit: {commit}; threads: 1; seeds: {args.seeds}; "
             f"simulated cells per modality: {args.cells}; setup only (no training)", "",
-            "Not in the package: the gain separates the NeurIPS CITE starter's donors from the simulator at 1,500 "
-            "simulated cells but not at 600, where a strong effect that is not a pure shift gains as much; so "
-            "batch_centre stays 'means' by default and 'mnn' with alpha_batch=0 is the documented choice for donors "
-            "of different composition.", "",
+            "Not in the package: with the threshold 0.05 the rule picks 'mnn' for the NeurIPS CITE starter's donors "
+            "(gain 0.17) and 'means' for the simulator at 1,500 cells and REAP-seq, but at 600 simulated cells the "
+            "gain is about 0.07 (with and without a batch effect), so it picks 'mnn' there too, where the strong "
+            "effect needs the cross-batch pairs; a threshold between 0.07 and 0.17 would rest on one real dataset. "
+            "batch_centre stays 'means' by default; 'mnn' with alpha_batch=0 is the documented setting for donors "
+            "of different composition (batches_mnn_nopairs.md).", "",
             "mixing_*: other-batch share of each cell's 15 nearest neighbours in the cell encoder's input, over the "
             "share expected if the batches were mixed (biclum.batches.batch_mixing), after centring on batch means "
             f"and after the cross-batch MNN shifts. The rule would use the MNN shifts (no cross-batch pairs) when the "
