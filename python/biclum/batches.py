@@ -6,13 +6,15 @@ The design (measured in benchmarks/results/batches.md and batches_mnn.md):
   its coordinates in the joint PCA of the shared genes (the cross-modal MNN search space; the smoothing kNN
   graph is built on the corrected scores, so it links cells across batches) and from the standardised
   reconstruction targets, so the decoder does not ask the embedding to carry the batch. With
-  ``batch_centre="means"`` (the default) the shift is the batch mean (each batch is centred; the shared-gene
-  PCA scales each batch on its own). With ``batch_centre="mnn"`` it is the mean difference over mutual nearest
-  neighbours against the largest batch, one vector per batch as in fastMNN (:class:`BatchShifts`): a batch's
-  mean also moves when its cell-type composition differs, and centring would then move the same cell type apart
-  between batches, while MNN pairs match like with like. On the NeurIPS CITE starter's two donors "mnn" keeps
-  ADT->RNA transfer (0.470 against 0.474 without batch keys; "means" 0.444); on the simulator's strong effects it
-  removes less of the batch (batch ASW about 0.80 against 0.87), so it is the option, not the default;
+  ``batch_centre="means"`` the shift is the batch mean (each batch is centred; the shared-gene PCA scales each
+  batch on its own). With ``batch_centre="mnn"`` it is the mean difference over mutual nearest neighbours
+  against the largest batch, one vector per batch as in fastMNN (:class:`BatchShifts`): a batch's mean also
+  moves when its cell-type composition differs, and centring would then move the same cell type apart between
+  batches, while MNN pairs match like with like. ``batch_centre="auto"`` (the default) measures the batch
+  mixing after the MNN shifts (:func:`batch_mixing`): when every modality's batches mix at least
+  :data:`SHIFT_ONLY_MIXING`, the batch effect is about a shift and the MNN shifts are used without cross-batch
+  pairs (NeurIPS CITE starter donors, REAP-seq); otherwise the batches differ by more than a shift (the
+  simulator's strong effects scale every feature) and batch means are used with the cross-batch pairs;
 * **cross-batch pairs**: mutual nearest neighbours between every two batches of a modality (in its corrected
   scores, k as the cross-modal search) are extra positives of a second cell-level NT-Xent term (weight
   ``alpha_batch``), which pulls the same state from different batches together.
@@ -33,7 +35,7 @@ import scipy.sparse as sp
 
 from ._logging import logger
 from .errors import BiclumInputError, BiclumWarning
-from .pairs import auto_mnn_k, mutual_nearest_neighbors
+from .pairs import auto_mnn_k, knn_cosine, mutual_nearest_neighbors
 
 
 def batch_labels(adata, key: Optional[str], what: str) -> Optional[np.ndarray]:
@@ -167,6 +169,34 @@ class BatchShifts:
         counts = np.bincount(codes, minlength=shifts.shape[0]).astype(np.float64)
         overall = np.asarray(values.mean(axis=0)).ravel() - (counts @ shifts) / counts.sum()
         return (shifts + overall).astype(np.float32)
+
+
+#: ``batch_centre="auto"``: the MNN shifts alone (no cross-batch pairs) when, after them, every modality's batches
+#: mix at least this well (:func:`batch_mixing` of the encoder input); else batch means and cross-batch pairs.
+#: Measured (benchmarks/results/batch_centre_rule.md, 3 seeds): the simulator's strong effects 0.37-0.57 (600 and
+#: 1,500 cells), the NeurIPS CITE starter's donors 0.69-0.70, REAP-seq 0.89, no batch effect about 1.
+SHIFT_ONLY_MIXING = 0.63
+
+
+def batch_mixing(x: np.ndarray, codes: np.ndarray, seed: int, exact_max: float, k: int = 15,
+                 max_cells: int = 20_000) -> float:
+    """Share of other-batch cells among each cell's ``k`` nearest neighbours (cosine), over the share expected
+    if the batches were mixed, averaged over the cells (a random sample of at most ``max_cells``): 1 = mixed,
+    0 = apart."""
+    keep = np.arange(len(codes))
+    if len(keep) > max_cells:
+        keep = np.sort(np.random.default_rng(seed).choice(len(keep), max_cells, replace=False))
+    xs, cs = x[keep], codes[keep]
+    nb = knn_cosine(xs, xs, k + 1, exact_max, seed)[:, 1:]
+    found = nb >= 0
+    other = ((cs[np.where(found, nb, 0)] != cs[:, None]) & found).sum(1) / np.maximum(found.sum(1), 1)
+    expected = 1.0 - np.bincount(cs)[cs] / len(cs)
+    return float(other.mean() / max(expected.mean(), 1e-12))
+
+
+def shifted_mixing(x: np.ndarray, shifts: BatchShifts, seed: int, exact_max: float) -> float:
+    """:func:`batch_mixing` of ``x`` after the MNN ``shifts``."""
+    return batch_mixing(x - shifts.apply_to_means(x)[shifts.codes], shifts.codes, seed, exact_max)
 
 
 def _group_means(x, codes: np.ndarray, n_groups: int) -> np.ndarray:

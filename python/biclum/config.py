@@ -40,10 +40,12 @@ class PreprocessConfig:
                                      # search then rests on few genes, smoothed over each modality's neighbours)
     batch_scale: bool = False        # with batch keys: also rescale each batch's PCA/LSI scores to the overall
                                      # spread (their batch shifts are always removed)
-    batch_centre: str = "means"      # with batch keys, how batch shifts are measured: "means" (batch means; a
-                                     # difference in cell-type composition is removed too) or "mnn" (mean
+    batch_centre: str = "auto"       # with batch keys, how batch shifts are measured: "means" (batch means; a
+                                     # difference in cell-type composition is removed too), "mnn" (mean
                                      # difference over cross-batch mutual nearest neighbours, as fastMNN: keeps
-                                     # it; benchmarks/results/batches_mnn.md)
+                                     # it), or "auto": "mnn" without cross-batch pairs when the batches mix
+                                     # after the MNN shifts (biclum.batches.SHIFT_ONLY_MIXING), else "means"
+                                     # with them; logged (benchmarks/results/batch_centre_rule.md)
     atac_encoder_input: str = "auto"  # ATAC cell encoder input: "peaks_lsi", "gene_activity", or "auto" (LSI of
                                       # the peaks when the input has peaks; gene-activity PCs otherwise)
 
@@ -161,8 +163,8 @@ class BiclumConfig:
         if p.atac_encoder_input not in ("auto", "peaks_lsi", "gene_activity"):
             raise BiclumInputError(f"atac_encoder_input={p.atac_encoder_input!r}: use 'auto', 'peaks_lsi' or "
                                    f"'gene_activity'.")
-        if p.batch_centre not in ("mnn", "means"):
-            raise BiclumInputError(f"batch_centre={p.batch_centre!r}: use 'mnn' or 'means'.")
+        if p.batch_centre not in ("auto", "mnn", "means"):
+            raise BiclumInputError(f"batch_centre={p.batch_centre!r}: use 'auto', 'mnn' or 'means'.")
         if p.target not in ("scaled", "normalized", "counts"):
             raise BiclumInputError(f"target={p.target!r}: use 'scaled', 'normalized' or 'counts'.")
         if m.metacells not in ("joint", "per_modality") or m.sketch_values not in ("scaled", "normalized"):

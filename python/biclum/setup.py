@@ -17,7 +17,8 @@ import pandas as pd
 
 from ._logging import logger
 from .backed import is_backed
-from .batches import BatchCentering, BatchShifts, batch_codes, batch_labels, cross_batch_pairs, per_batch_feature_means
+from .batches import (SHIFT_ONLY_MIXING, BatchCentering, BatchShifts, batch_codes, batch_labels, cross_batch_pairs,
+                      per_batch_feature_means, shifted_mixing)
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
@@ -153,10 +154,10 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     preprocessors, pcs, norms = _preprocess(gs, features, config, choices)
     peak_lsi = _peak_lsi(gs, config, pcs, choices)
     stages.done("preprocess")
-    centering, pcs, shifts = _centre_batches(pcs, inputs.labels, config)
+    centering, pcs, shifts, cross_pairs = _centre_batches(pcs, inputs.labels, config, choices)
     stages.start(5, "finding mutual nearest neighbours between modalities")
     cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices)
-    batch_partners = {m: None if inputs.labels[m] is None else cross_batch_pairs(
+    batch_partners = {m: None if inputs.labels[m] is None or not cross_pairs else cross_batch_pairs(
         pcs[m], inputs.labels[m], config.pairs.batch_mnn_k, config.pairs.exact_knn_max, config.train.seed, m)
         for m in MODALITIES}
     stages.done("pairs")
@@ -270,17 +271,39 @@ def _peak_lsi(gs: _GeneSpace, config: BiclumConfig, pcs: dict, choices: dict) ->
     return lsi
 
 
-def _centre_batches(pcs: dict, labels: dict, config: BiclumConfig) -> tuple[dict, dict, dict]:
+def _centre_batches(pcs: dict, labels: dict, config: BiclumConfig,
+                    choices: dict) -> tuple[dict, dict, dict, bool]:
     """Batch shifts removed from the encoder inputs (and scaling with ``batch_scale``), see
-    :mod:`biclum.batches`. Returns the centring, the corrected inputs and the MNN shifts (modality -> BatchShifts,
-    or None with ``batch_centre="means"`` or no batches)."""
+    :mod:`biclum.batches`. Returns the centring, the corrected inputs, the MNN shifts (modality -> BatchShifts,
+    or None for batch means) and whether cross-batch MNN pairs are used."""
     p = config.preprocess
-    shifts = {m: None if labels[m] is None or p.batch_centre != "mnn" else BatchShifts.find(
-        pcs[m], labels[m], config.train.seed, config.pairs.exact_knn_max, m) for m in MODALITIES}
+    shifts, cross_pairs = _batch_shifts(pcs, labels, config, choices)
     centering = {m: None if labels[m] is None else BatchCentering.fit(pcs[m], labels[m], p.batch_scale, shifts[m])
                  for m in MODALITIES}
     return centering, {m: pcs[m] if labels[m] is None else centering[m].transform(pcs[m], labels[m])
-                       for m in MODALITIES}, shifts
+                       for m in MODALITIES}, shifts, cross_pairs
+
+
+def _batch_shifts(pcs: dict, labels: dict, config: BiclumConfig, choices: dict) -> tuple[dict, bool]:
+    """(modality -> MNN shifts or None, cross-batch pairs used). ``batch_centre``: "means" (no shifts, pairs),
+    "mnn" (shifts, pairs) or "auto": the shifts without pairs when every modality's batches mix at least
+    :data:`biclum.batches.SHIFT_ONLY_MIXING` after them (the batch effect is about a shift, and cross-batch pairs
+    would only pull cells of different states together), else "means" (pairs correct what a shift cannot)."""
+    centre, seed, exact_max = config.preprocess.batch_centre, config.train.seed, config.pairs.exact_knn_max
+    batched = [m for m in MODALITIES if labels[m] is not None]
+    none = {m: None for m in MODALITIES}
+    if centre == "means" or not batched:
+        return none, True
+    found = {**none, **{m: BatchShifts.find(pcs[m], labels[m], seed, exact_max, m) for m in batched}}
+    if centre == "mnn":
+        return found, True
+    mixing = {m: shifted_mixing(pcs[m], found[m], seed, exact_max) for m in batched}
+    shift_only = min(mixing.values()) >= SHIFT_ONLY_MIXING
+    choices.update(batch_centre="mnn" if shift_only else "means", cross_batch_pairs=not shift_only)
+    logger.info("batch_centre='auto': batch mixing after the MNN shifts %s; %s", {m: round(v, 3) for m, v in
+                mixing.items()}, f"all >= {SHIFT_ONLY_MIXING}: MNN shifts, no cross-batch pairs" if shift_only
+                else f"below {SHIFT_ONLY_MIXING}: batch means and cross-batch MNN pairs")
+    return (found if shift_only else none), not shift_only
 
 
 def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,

@@ -129,6 +129,26 @@ def test_mnn_shifts_keep_a_composition_difference():
     np.testing.assert_allclose(means[1] - means[0], shifts.of(x)[1], atol=1e-4)
 
 
+def test_auto_centre_keeps_pairs_only_for_more_than_a_shift():
+    from biclum.config import BiclumConfig
+    from biclum.setup import _batch_shifts
+
+    rng = np.random.default_rng(7)
+    shift = np.array([0.0, 2.0, -1.0, 0.5], dtype=np.float32)
+    x, labels, _ = _two_donors(rng, shift)  # a pure shift, compositions 80/20 against 20/80
+    cfg, none = BiclumConfig.from_preset("default"), {"other": None}
+    shifts, pairs = _batch_shifts({"rna": x, "other": None}, {"rna": labels, **none}, cfg, choices := {})
+    assert shifts["rna"] is not None and not pairs and choices["batch_centre"] == "mnn"
+    np.testing.assert_allclose(shifts["rna"].of(x)[1], shift, atol=0.15)
+    y = x.copy()  # batch b also stretched and turned: no shift mixes it, cross-batch pairs are needed
+    y[labels == "b"] = y[labels == "b"] @ (3 * np.linalg.qr(rng.normal(size=(4, 4)))[0]).astype(np.float32)
+    shifts, pairs = _batch_shifts({"rna": y, "other": None}, {"rna": labels, **none}, cfg, choices := {})
+    assert shifts["rna"] is None and pairs and choices["batch_centre"] == "means"
+    for centre in ("means", "mnn"):  # explicit choices keep the pairs
+        assert _batch_shifts({"rna": x, "other": None}, {"rna": labels, **none},
+                             BiclumConfig.from_preset("default", batch_centre=centre), {})[1]
+
+
 def test_cross_batch_pairs_link_batches_only():
     rng = np.random.default_rng(4)
     states = rng.normal(size=(40, 6)).astype(np.float32)
@@ -179,7 +199,7 @@ def test_mnn_batch_centre_trains_saves_and_maps_queries(sim_batches, tmp_path):
     model.save(str(tmp_path / "m"))
     loaded = biclum.BiCLUM.load(str(tmp_path / "m"))
     np.testing.assert_allclose(loaded.transform(rna, "rna"), model.get_cell_embeddings("rna"), atol=1e-5)
-    with pytest.raises(BiclumInputError, match="batch_centre='median': use 'mnn' or 'means'"):
+    with pytest.raises(BiclumInputError, match="batch_centre='median': use 'auto', 'mnn' or 'means'"):
         biclum.BiCLUM(rna, adt, "protein", rna_batch_key="batch", batch_centre="median", **SMALL)
 
 
