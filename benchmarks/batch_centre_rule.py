@@ -13,8 +13,6 @@ commit and seeds.
 from __future__ import annotations
 
 import argparse
-import shlex
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -90,26 +88,19 @@ def main(argv=None) -> int:
 
 
 def _write(table, runs, args, argv, threshold: float) -> None:
-    from biclum.benchmark import markdown_table
+    from batches import write_results
 
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    command = "python benchmarks/batch_centre_rule.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    out = REPO / "benchmarks" / "results" / f"{args.name}.md"
-    text = ["# batch_centre='auto': batch mixing after each correction, and the choice (issue 16)", "",
-            f"Command: `{command}`  ", f"Commit: {commit}; threads: 1; seeds: {args.seeds}; "
-            f"simulated cells per modality: {args.cells}; setup only (no training)", "",
-            "mixing_*: other-batch share of each cell's 15 nearest neighbours in the cell encoder's input, over the "
-            "share expected if the batches were mixed (biclum.batches.batch_mixing), after centring on batch means "
-            "and after the cross-batch MNN shifts. auto: the package's choice (batch_centre='auto'): MNN shifts "
-            f"without cross-batch pairs when mixing_mnn >= {threshold} in every modality, else batch means with "
-            "cross-batch pairs. gain_rule: a rule tried and rejected, MNN shifts when they mix better than batch "
-            f"means by more than {GAIN} (gain): it separates the NeurIPS donors (0.17) from the simulator at 1,500 "
-            "cells but not at 600 cells, where the gain is about 0.07 with and without a batch effect.", "",
-            markdown_table(table, 3), "", "## Runs", "", markdown_table(runs, 4), ""]
-    out.write_text("\n".join(text))
-    runs.to_csv(out.with_suffix(".csv"), index=False)
-    print(f"wrote {out}")
+    write_results(args.name, "batch_centre='auto': batch mixing after each correction, and the choice (issue 16)",
+                  "batch_centre_rule.py", argv, f"threads: 1; seeds: {args.seeds}; simulated cells per modality: "
+                  f"{args.cells}; setup only (no training)",
+                  "mixing_*: other-batch share of each cell's 15 nearest neighbours in the cell encoder's input, over "
+                  "the share expected if the batches were mixed (biclum.batches.batch_mixing), after centring on batch "
+                  "means and after the cross-batch MNN shifts. auto: the package's choice (batch_centre='auto'): MNN "
+                  f"shifts without cross-batch pairs when mixing_mnn >= {threshold} in every modality, else batch "
+                  "means with cross-batch pairs. gain_rule: a rule tried and rejected, MNN shifts when they mix "
+                  f"better than batch means by more than {GAIN} (gain): it separates the NeurIPS donors (0.17) from "
+                  "the simulator at 1,500 cells but not at 600 cells, where the gain is about 0.07 with and without a "
+                  "batch effect.", table, runs)
 
 
 if __name__ == "__main__":

@@ -157,17 +157,23 @@ def main(argv=None) -> int:
 
 
 def _write(table, runs, args, argv) -> None:
+    write_results(args.name, "biclum with and without batch keys (issue 16)", "batches.py", argv,
+                  f"threads: {args.threads}; seeds: {args.seeds}; simulated cells per modality: {args.cells}; "
+                  f"overrides: {args.set or 'none'}",
+                  "Mean ± sd over the seeds. batch_asw_* / ilisi_*: mixing of the batches within each modality's "
+                  "cells in the joint embedding (scIB batch ASW per cell type when labelled; scaled iLISI); 1 = "
+                  "mixed.", table, runs)
+
+
+def write_results(name: str, title: str, script: str, argv, setting: str, legend: str, table, runs) -> None:
+    """benchmarks/results/<name>.md (title, command, commit and setting, legend, the table, the runs) and .csv."""
     from biclum.benchmark import markdown_table
 
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    command = "python benchmarks/batches.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    out = REPO / "benchmarks" / "results" / f"{args.name}.md"
-    text = ["# biclum with and without batch keys (issue 16)", "",
-            f"Command: `{command}`  ", f"Commit: {commit}; threads: {args.threads}; seeds: {args.seeds}; "
-            f"simulated cells per modality: {args.cells}; overrides: {args.set or 'none'}", "",
-            "Mean ± sd over the seeds. batch_asw_* / ilisi_*: mixing of the batches within each modality's cells "
-            "in the joint embedding (scIB batch ASW per cell type when labelled; scaled iLISI); 1 = mixed.", "",
+    command = f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    out = REPO / "benchmarks" / "results" / f"{name}.md"
+    text = [f"# {title}", "", f"Command: `{command}`  ", f"Commit: {commit}; {setting}", "", legend, "",
             markdown_table(table, 3), "", "## Runs", "", markdown_table(runs, 4), ""]
     out.write_text("\n".join(text))
     runs.to_csv(out.with_suffix(".csv"), index=False)
