@@ -40,7 +40,7 @@ peers:
 	$(PEERS_VENV)/bin/pip install maxfuse scglue
 	@command -v bedtools >/dev/null || echo "peers: scGLUE needs bedtools (Debian: apt-get install bedtools)"
 
-# Regenerate every file under benchmarks/results from a clean clone: `make results` (about 2 hours on 2 cores; it
+# Regenerate every file under benchmarks/results from a clean clone: `make results` (about 2.5 hours on 2 cores; it
 # installs the peers first). Three phases: the steps that time biclum at 2 threads run alone; the 3-seed tables,
 # which run at 1 thread each, run in two lanes side by side (one core each); then the peers table. Files the
 # scripts append to are removed first. Per-step wall times, their sum and the wall clock: make_results.md.
@@ -84,6 +84,10 @@ results-lane-a:
 	$(STEP) ablation_effects $(PYTHON) benchmarks/ablation_effects.py
 	$(STEP) batch_silhouette $(PYTHON) benchmarks/batch_silhouette.py --seeds $(SEEDS) --threads 1
 	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
+	$(STEP) transfer_ceiling $(PYTHON) benchmarks/transfer_ceiling.py --seeds $(SEEDS) --threads 1
+	$(STEP) snare_trials_training $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) \
+	    --threads 1 --variants default alpha=3 gamma_other=5 gamma_other=50 dropout=0.1 max_epochs=80 \
+	    refresh_pairs_every=10 --name snare_trials_training
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
