@@ -18,9 +18,6 @@ Writes benchmarks/results/loadings_snare.md with the command, commit, threads an
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,7 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-write", action="store_true")
     a = p.parse_args(argv)
-    from biclum.benchmark import markdown_table
+    from biclum.benchmark.report import markdown_table, run_stamp
     from biclum.config import parse_overrides
 
     rows = [run(s, a.threads, a.cells, parse_overrides(a.set)) for s in a.seeds]
@@ -129,11 +126,7 @@ def main(argv=None) -> int:
     ratio = {f"{m} biclum / {name}": (table[f"biclum_{m}"] / table[f"{col}_{m}"]).mean()
              for m in ("recon_corr", "marker_overlap")
              for col, name in (("pca", "PCA of scaled genes"), ("pca_unscaled", "PCA of unscaled genes"))}
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    text = (f"Command: `python benchmarks/loadings_snare.py {' '.join(map(shlex.quote, argv))}`  \n"
-            f"Commit: {commit}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; torch threads {a.threads}; "
-            f"seeds {', '.join(map(str, a.seeds))}; {table['n_genes'].iloc[0]} RNA genes, rank "
+    text = (run_stamp(__file__, argv, a.threads, a.seeds) + f"; {table['n_genes'].iloc[0]} RNA genes, rank "
             f"{table['rank'].iloc[0]}.\n\n" + markdown_table(pd.DataFrame([summary]), 3) + "\n\nMean ratios: " +
             ", ".join(f"{k} = {v:.2f}" for k, v in ratio.items()) + "\n\nPer seed:\n\n" + markdown_table(table, 3) + "\n")
     print(text)

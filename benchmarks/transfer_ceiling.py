@@ -16,9 +16,6 @@ Writes benchmarks/results/transfer_ceiling.md with the command, commit, threads 
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,7 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-write", action="store_true")
     a = p.parse_args(argv)
-    from biclum.benchmark import markdown_table
+    from biclum.benchmark.report import markdown_table, run_stamp
 
     prep = _prepare()
     runs = [run(prep, s, a.threads) for s in a.seeds]
@@ -114,11 +111,7 @@ def main(argv=None) -> int:
                           "transfer accuracy": [_fmt(per_type.loc[t]) for t in per_type.index]})
     types = types.sort_values("ATAC cells", ascending=False)
     inputs = pd.DataFrame([{"ATAC input": k, "within-ATAC 5-NN accuracy": v} for k, v in inputs_only(prep).items()])
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    text = (f"Command: `python benchmarks/transfer_ceiling.py {' '.join(map(shlex.quote, argv))}`  \n"
-            f"Commit: {commit}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; torch threads {a.threads}; "
-            f"seeds {', '.join(map(str, a.seeds))}; biclum defaults.\n\n" + markdown_table(summary, 3) +
+    text = (run_stamp(__file__, argv, a.threads, a.seeds) + "; biclum defaults.\n\n" + markdown_table(summary, 3) +
             "\n\nPer cell type (ATAC cells predicted right by their 5 RNA neighbours; mean ± sd over seeds):\n\n" +
             markdown_table(types, 3) + "\n\nThe ATAC encoder's possible inputs, before training:\n\n" +
             markdown_table(inputs, 3) + "\n\nPer seed:\n\n" + markdown_table(table, 3) + "\n")

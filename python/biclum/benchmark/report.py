@@ -29,6 +29,18 @@ def _git_commit(path: Path) -> Optional[str]:
         return None
 
 
+def run_stamp(script: str, argv: List[str], threads: int, seeds) -> str:
+    """The first lines of a benchmarks/ results file: the command, then the commit, cores, load, torch threads and
+    seeds (ends with "seeds ...", for the caller to complete the sentence)."""
+    import shlex
+
+    commit = subprocess.run(["git", "-C", str(Path(script).resolve().parent), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return (f"Command: `python benchmarks/{Path(script).name} {' '.join(map(shlex.quote, argv))}`  \n"
+            f"Commit: {commit}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; torch threads {threads}; "
+            f"seeds {', '.join(map(str, seeds))}")
+
+
 def _environment() -> str:
     parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}", f"{os.cpu_count()} CPUs",
              platform.platform(terse=True)]
