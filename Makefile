@@ -100,6 +100,9 @@ results-lane-b:
 	$(STEP) batch_centre_rule $(PYTHON) benchmarks/batch_centre_rule.py --seeds $(SEEDS)
 	$(STEP) snare_trials $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
 	    --variants default n_lsi=30 n_lsi=200 tau_cell=0.2 mnn_k=50 --name snare_trials
+	$(STEP) pair_quality $(PYTHON) benchmarks/pair_quality.py --seeds $(SEEDS) --threads 1
+	$(STEP) snare_trials_pairs $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
+	    --variants default smooth_k=40 smooth_k=80 smooth_k=80,gamma_other=50,dropout=0.1 --name snare_trials_pairs
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0)
 results-peers:
