@@ -12,7 +12,8 @@ Once (no seed): within-ATAC 5-NN accuracy of the ATAC encoder's input (peak LSI,
 uses), of a 50-component PCA of gene activity, and of the two side by side; then supervised classifiers trained on
 the ATAC cells' own labels (stratified 5-fold cross-validation, shuffled with seed 0): logistic regression on the
 LSI, on the LSI with the gene-activity PCs and on a 300-component LSI, and a one-hidden-layer MLP (256 units) on
-the LSI. These use the labels that an unsupervised integration never sees, so they bound what the ATAC data can tell about the types.
+the LSI. These use the labels that an unsupervised integration never sees, so they bound what the ATAC data can
+tell about the types.
 
 Writes benchmarks/results/transfer_ceiling.md with the command, commit, threads and seeds.
 """
