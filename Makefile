@@ -40,7 +40,7 @@ peers:
 	$(PEERS_VENV)/bin/pip install maxfuse scglue
 	@command -v bedtools >/dev/null || echo "peers: scGLUE needs bedtools (Debian: apt-get install bedtools)"
 
-# Regenerate every file under benchmarks/results from a clean clone: `make results` (about 2.5 hours on 2 cores; it
+# Regenerate every file under benchmarks/results from a clean clone: `make results` (about 3.25 hours on 2 cores; it
 # installs the peers first). Three phases: the steps that time biclum at 2 threads run alone; the 3-seed tables,
 # which run at 1 thread each, run in two lanes side by side (one core each); then the peers table. Files the
 # scripts append to are removed first. Per-step wall times, their sum and the wall clock: make_results.md.
@@ -88,6 +88,8 @@ results-lane-a:
 	$(STEP) snare_trials_training $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) \
 	    --threads 1 --variants default alpha=3 gamma_other=5 gamma_other=50 dropout=0.1 max_epochs=80 \
 	    refresh_pairs_every=10 --name snare_trials_training
+	$(STEP) trials_all_gamma $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1 \
+	    --variants default gamma_other=50,dropout=0.1 --name trials_all_gamma
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
@@ -103,6 +105,8 @@ results-lane-b:
 	$(STEP) pair_quality $(PYTHON) benchmarks/pair_quality.py --seeds $(SEEDS) --threads 1
 	$(STEP) snare_trials_pairs $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
 	    --variants default smooth_k=40 smooth_k=80 smooth_k=80,gamma_other=50,dropout=0.1 --name snare_trials_pairs
+	$(STEP) trials_reap_smooth $(PYTHON) benchmarks/all_datasets.py --datasets reapseq --seeds $(SEEDS) --threads 1 \
+	    --variants default smooth_k=75 smooth_k=75,gamma_other=50,dropout=0.1 --name trials_reap_smooth
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0)
 results-peers:
