@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,38 +113,31 @@ def _run(name: str, seed: int, threads: int, overrides: dict) -> dict:
         return {"status": "ok", **json.loads(Path(out).read_text())}
 
 
-def _mean_sd(values) -> str:
-    v = np.asarray([x for x in values if x == x], dtype=float)
-    if not len(v):
-        return "-"
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
-
-
 def _summary(runs: pd.DataFrame, floors: dict) -> pd.DataFrame:
+    from biclum.benchmark.report import mean_sd
+
     rows = []
     for (name, variant), g in runs.groupby(["dataset", "variant"], sort=False):
         ok = g[g["status"] == "ok"]
         row = {"dataset": name, "variant": variant, "runs ok": f"{len(ok)}/{len(g)}"}
         for col in ("foscttm", "transfer_rna_to_other", "transfer_other_to_rna"):
-            row[col] = _mean_sd(ok[col]) if col in ok else "-"
+            row[col] = mean_sd(ok[col]) if col in ok else "-"
             row[f"floor {col}"] = f"{floors[name][col]:.3f}" if col in floors[name] else "-"
         for col in ("loadings_recon_corr", "loadings_marker_overlap"):
             if col in ok:
-                row[col] = _mean_sd(ok[col])
-        row["wall_s"] = _mean_sd(ok["wall_s"]) if len(ok) else "-"
-        row["peak_rss_gb"] = _mean_sd(ok["peak_rss_gb"]) if len(ok) else "-"
+                row[col] = mean_sd(ok[col])
+        row["wall_s"] = mean_sd(ok["wall_s"]) if len(ok) else "-"
+        row["peak_rss_gb"] = mean_sd(ok["peak_rss_gb"]) if len(ok) else "-"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _header(argv, seeds, threads) -> str:
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "python"], capture_output=True,
-                           text=True).stdout.strip()
+    from biclum.benchmark.report import source_commit
+
     load = os.getloadavg()[0]
     return (f"Command: `python benchmarks/all_datasets.py {' '.join(map(shlex.quote, argv))}`  \n"
-            f"Commit: {commit}{' + uncommitted changes in python/' if dirty else ''}; "
+            f"Commit: {source_commit() or 'unknown'}; "
             f"date {time.strftime('%Y-%m-%d %H:%M')}; machine: {os.cpu_count()} cores, load {load:.1f} at the end; "
             f"torch threads per run: {threads}; seeds: {', '.join(map(str, seeds))}.  \n"
             "Defaults of the package (plus any --set shown in the command); paired data trained as unpaired, "
@@ -174,7 +166,10 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="all_datasets")
     p.add_argument("--no-write", action="store_true", help="print only")
     a = p.parse_args(argv)
+    from biclum.benchmark.report import source_commit
     from biclum.config import parse_overrides
+
+    source_commit()  # read now: the header is written at the end
 
     from biclum.benchmark import ABLATIONS
 

@@ -17,7 +17,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,8 +58,10 @@ def main(argv=None) -> int:
     from batches import _real, _simulated
     from biclum._logging import set_verbosity
     from biclum._threads import thread_limit
+    from biclum.benchmark.report import mean_sd, source_commit
 
     set_verbosity("WARNING")
+    source_commit()  # read now: the file is written at the end
     from biclum.batches import SHIFT_ONLY_MIXING
 
     rows = []
@@ -78,8 +79,7 @@ def main(argv=None) -> int:
     runs = pd.DataFrame(rows)
     counts = lambda v: ", ".join(f"{k} {n}/{len(v)}" for k, n in v.value_counts().items())  # noqa: E731
     table = runs.groupby(["case", "modality"], sort=False).agg(
-        seeds=("seed", "size"), **{c: (c, lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1
-                                       else f"{v.mean():.3f}") for c in ("mixing_means", "mixing_mnn", "gain")},
+        seeds=("seed", "size"), **{c: (c, mean_sd) for c in ("mixing_means", "mixing_mnn", "gain")},
         auto=("auto", counts), gain_rule=("gain_rule", counts)).reset_index()
     print(table.to_string(index=False))
     if not args.no_write:

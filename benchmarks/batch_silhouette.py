@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -58,7 +57,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(REPO / "benchmarks/results/batch_silhouette.md"))
     a = p.parse_args(argv)
+    from biclum.benchmark.report import source_commit
     from biclum.datasets import load_shared
+
+    source_commit()  # read now: the file is written at the end
 
     rna, other, modality, _ = load_shared(a.dataset)
     summary, per_type = [], []
@@ -74,8 +76,7 @@ def main(argv=None) -> int:
     s = pd.DataFrame(summary).groupby(["batch_keys", "modality"])[["signed_silhouette", "batch_asw"]]
     table = s.mean().round(3).astype(str) + " ± " + s.std().round(3).astype(str)
     pt = pd.concat(per_type).groupby(["batch_keys", "modality", "cell_type"])["signed"].mean().unstack(0).astype(float).round(3)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = source_commit() or "unknown"
     cmd = "python " + " ".join(map(shlex.quote, [str(Path(sys.argv[0]).relative_to(REPO)
                                                      if Path(sys.argv[0]).is_absolute() else sys.argv[0]),
                                                  *(argv if argv is not None else sys.argv[1:])]))

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,13 +101,13 @@ def _read_log(path: str) -> list:
 
 
 def _summary(runs: pd.DataFrame) -> pd.DataFrame:
+    from biclum.benchmark.report import mean_sd
+
     rows = []
     for (case, key), g in runs.groupby(["case", "batch_key"], sort=False):
         row = {"case": case, "batch keys": key, "seeds": len(g)}
         for col in METRICS:
-            v = g[col].dropna().to_numpy(dtype=float) if col in g else np.array([])
-            row[col] = "-" if not len(v) else (f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1
-                                               else f"{v.mean():.3f}")
+            row[col] = mean_sd(g[col] if col in g else [])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -131,7 +129,10 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO / "python"))
     warnings.filterwarnings("ignore")
     from biclum._logging import set_verbosity
+    from biclum.benchmark.report import source_commit
     from biclum.config import parse_overrides
+
+    source_commit()  # read now: the file is written at the end
 
     set_verbosity("WARNING")
     overrides = parse_overrides(args.set)
@@ -169,8 +170,9 @@ def write_results(name: str, title: str, script: str, argv, setting: str, legend
     """benchmarks/results/<name>.md (title, command, commit and setting, legend, the table, the runs) and .csv."""
     from biclum.benchmark import markdown_table
 
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    from biclum.benchmark.report import source_commit
+
+    commit = source_commit() or "unknown"
     command = f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     out = REPO / "benchmarks" / "results" / f"{name}.md"
     text = [f"# {title}", "", f"Command: `{command}`  ", f"Commit: {commit}; {setting}", "", legend, "",

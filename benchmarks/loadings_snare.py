@@ -17,7 +17,6 @@ Writes benchmarks/results/loadings_snare.md with the command, commit, threads an
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -108,31 +107,28 @@ def run(seed: int, threads: int, cells: int, overrides: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, seeds_parser, source_commit
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=1)
+    p = seeds_parser(__doc__)
     p.add_argument("--cells", type=int, default=0, help="a random subsample of this many paired cells (0: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--no-write", action="store_true")
     a = p.parse_args(argv)
-    from biclum.benchmark.report import markdown_table, run_stamp
     from biclum.config import parse_overrides
+
+    source_commit()  # read now: the file is written at the end
 
     rows = [run(s, a.threads, a.cells, parse_overrides(a.set)) for s in a.seeds]
     table = pd.DataFrame(rows)
-    summary = {c: f"{table[c].mean():.3f} ± {table[c].std(ddof=1):.3f}" if len(table) > 1 else f"{table[c].mean():.3f}"
-               for c in table.columns if c not in ("seed", "n_genes", "rank")}
+    summary = {c: mean_sd(table[c]) for c in table.columns if c not in ("seed", "n_genes", "rank")}
     ratio = {f"{m} biclum / {name}": (table[f"biclum_{m}"] / table[f"{col}_{m}"]).mean()
              for m in ("recon_corr", "marker_overlap")
              for col, name in (("pca", "PCA of scaled genes"), ("pca_unscaled", "PCA of unscaled genes"))}
     text = (run_stamp(__file__, argv, a.threads, a.seeds) + f"; {table['n_genes'].iloc[0]} RNA genes, rank "
             f"{table['rank'].iloc[0]}.\n\n" + markdown_table(pd.DataFrame([summary]), 3) + "\n\nMean ratios: " +
             ", ".join(f"{k} = {v:.2f}" for k, v in ratio.items()) + "\n\nPer seed:\n\n" + markdown_table(table, 3) + "\n")
-    print(text)
-    if not a.no_write:
-        (REPO / "benchmarks" / "results" / "loadings_snare.md").write_text(
-            "# Gene loadings on SNARE-seq RNA: biclum vs PCA of the same genes and rank\n\n" + text)
+    publish(text, REPO / "benchmarks" / "results" / "loadings_snare.md",
+            "Gene loadings on SNARE-seq RNA: biclum vs PCA of the same genes and rank", not a.no_write)
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,13 +54,15 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(REPO / "benchmarks/results/lsi_components.md"))
     a = p.parse_args(argv)
+    from biclum.benchmark.report import source_commit
+
+    source_commit()  # read now: the file is written at the end
     rows = {d: accuracies(d, a.dims, a.seed) for d in a.datasets}
     head = ["dataset", "cells", "peaks", *[f"{d} comps" for d in a.dims]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows.items():
         lines.append("| " + " | ".join([name, str(r["cells"]), str(r["peaks"]), *[f"{r[d]:.3f}" for d in a.dims]]) + " |")
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = source_commit() or "unknown"
     cmd = " ".join(["python benchmarks/lsi_components.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     text = (f"# 5-NN cell-type accuracy within the ATAC cells by number of LSI components\n\nCommand: `{cmd}` "
             f"(commit {commit}; threads: OMP_NUM_THREADS={__import__('os').environ.get('OMP_NUM_THREADS', 'unset')}; "

@@ -18,7 +18,6 @@ Writes benchmarks/results/pair_quality.md with the command, commit, threads and 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -124,34 +123,25 @@ def run(prep: dict, seed: int, threads: int) -> list[dict]:
     return out
 
 
-def _fmt(values: pd.Series) -> str:
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():.3f}"
-
-
 def main(argv=None) -> int:
+    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, seeds_parser, source_commit
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-write", action="store_true")
-    a = p.parse_args(argv)
+    a = seeds_parser(__doc__).parse_args(argv)
+    source_commit()  # read now: the file is written at the end
     sys.path.insert(0, str(Path(__file__).parent))
     from all_datasets import _prepare
-
-    from biclum.benchmark.report import markdown_table, run_stamp
 
     prep = _prepare("snareseq")
     table = pd.DataFrame([row for s in a.seeds for row in run(prep, s, a.threads)])
     order = list(dict.fromkeys(table["variant"]))
     summary = table.groupby("variant", sort=False).agg(
-        {c: _fmt for c in ("pair_agreement", "partner_vote", "atac_with_partner")}).reindex(order).reset_index()
+        {c: mean_sd for c in ("pair_agreement", "partner_vote", "atac_with_partner")}).reindex(order).reset_index()
     summary["pairs"] = table.groupby("variant", sort=False)["pairs"].mean().round().astype(int).reindex(order).values
     text = (run_stamp(__file__, argv, a.threads, a.seeds) + "; biclum's setup only (no training).\n\n" +
             markdown_table(summary, 3) + "\n\nPer seed:\n\n" + markdown_table(table, 3) + "\n")
-    print(text)
-    if not a.no_write:
-        (REPO / "benchmarks" / "results" / "pair_quality.md").write_text(
-            "# SNARE-seq: cell types of the cross-modal MNN pairs\n\n" + text)
+    publish(text, REPO / "benchmarks" / "results" / "pair_quality.md",
+            "SNARE-seq: cell types of the cross-modal MNN pairs", not a.no_write)
     return 0
 
 

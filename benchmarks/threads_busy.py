@@ -46,17 +46,6 @@ def embeddings(out: Path) -> dict:
     return {m: ad.read_h5ad(out / f"{m}.h5ad").obsm["X_biclum"] for m in ("rna", "other")}
 
 
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "python"], cwd=REPO, capture_output=True,
-                               text=True).stdout.strip()
-        return head + (" (python/ modified)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv=None) -> int:
     import numpy as np
 
@@ -68,6 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "threads_busy.md"))
     args = ap.parse_args(argv)
+    from biclum.benchmark.report import source_commit
+
+    source_commit()  # read now: the report is written at the end
     data = Path(args.data)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,8 +85,8 @@ def main(argv=None) -> int:
     Path(args.report).write_text(
         "# `biclum fit` beside busy processes (benchmarks/threads_busy.py)\n\n"
         f"- command: `python {shown}` (REAP-seq, {data}; default settings, seed {args.seed}, both runs)\n"
-        f"- commit: {commit()}; machine: {os.cpu_count()} cores; load average before the quiet run: "
-        f"{load_before:.2f}\n"
+        f"- commit: {source_commit() or 'unknown'}; machine: {os.cpu_count()} cores; load average before the quiet "
+        f"run: {load_before:.2f}\n"
         f"- training threads (from the log, quiet then busy): {', '.join(threads) or 'not logged'}; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (biclum sets PASSIVE)')}\n"
         f"- busy: {args.busy} x `python -c \"while True: pass\"` during the second run\n\n"

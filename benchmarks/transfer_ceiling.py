@@ -19,7 +19,6 @@ Writes benchmarks/results/transfer_ceiling.md with the command, commit, threads 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -112,27 +111,20 @@ def supervised(lsi: np.ndarray, both: np.ndarray, lsi300: np.ndarray, y: np.ndar
     return {name: float(cross_val_score(model, x, y, cv=cv).mean()) for name, (model, x) in models.items()}
 
 
-def _fmt(values: pd.Series) -> str:
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():.3f}"
-
-
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-write", action="store_true")
-    a = p.parse_args(argv)
-    from biclum.benchmark.report import markdown_table, run_stamp
+    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, seeds_parser, source_commit
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = seeds_parser(__doc__).parse_args(argv)
+    source_commit()  # read now: the file is written at the end
     prep = _prepare()
     runs = [run(prep, s, a.threads) for s in a.seeds]
     table = pd.DataFrame([r for r, _ in runs])
-    summary = pd.DataFrame([{c: _fmt(table[c]) for c in table.columns if c != "seed"}])
+    summary = pd.DataFrame([{c: mean_sd(table[c]) for c in table.columns if c != "seed"}])
     per_type = pd.concat([t for _, t in runs], axis=1)
     counts = pd.Series(prep["other_labels"]).value_counts()
     types = pd.DataFrame({"cell type": per_type.index, "ATAC cells": counts.reindex(per_type.index).to_numpy(),
-                          "transfer accuracy": [_fmt(per_type.loc[t]) for t in per_type.index]})
+                          "transfer accuracy": [mean_sd(per_type.loc[t]) for t in per_type.index]})
     types = types.sort_values("ATAC cells", ascending=False)
     inputs = pd.DataFrame([{"ATAC input": k, "within-ATAC accuracy": v} for k, v in inputs_only(prep).items()])
     text = (run_stamp(__file__, argv, a.threads, a.seeds) + "; biclum defaults.\n\n" + markdown_table(summary, 3) +
@@ -140,10 +132,8 @@ def main(argv=None) -> int:
             markdown_table(types, 3) + "\n\nThe ATAC encoder's possible inputs, before training (5-NN accuracy), and "
             "classifiers trained on the ATAC labels (accuracy); both 5-fold CV:\n\n" + markdown_table(inputs, 3) +
             "\n\nPer seed:\n\n" + markdown_table(table, 3) + "\n")
-    print(text)
-    if not a.no_write:
-        (REPO / "benchmarks" / "results" / "transfer_ceiling.md").write_text(
-            "# SNARE-seq: what limits label transfer RNA -> ATAC\n\n" + text)
+    publish(text, REPO / "benchmarks" / "results" / "transfer_ceiling.md",
+            "SNARE-seq: what limits label transfer RNA -> ATAC", not a.no_write)
     return 0
 
 

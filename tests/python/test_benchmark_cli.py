@@ -83,3 +83,29 @@ def test_batch_keys_go_to_biclums_config():
     a = p.parse_args(["--datasets", "x", "--batch-key", "b", "--other-batch-key", "d", "--config", "mnn_k=5"])
     assert _biclum_config(a) == {"rna_batch_key": "b", "other_batch_key": "d", "mnn_k": 5}
     assert _biclum_config(p.parse_args(["--datasets", "x"])) == {}
+
+
+def test_results_files_name_the_commit_a_run_started_on(tmp_path, monkeypatch):
+    """A results file written at the end of a long run names the code that ran: the commit is read once, at the
+    start, even if commits land meanwhile; an installed copy outside a checkout gives None, not another repo's."""
+    import biclum.benchmark.report as report
+
+    calls = []
+
+    def fake_run(cmd, cwd=None, **kwargs):
+        calls.append(cmd)
+        out = {"ls-files": "biclum/__init__.py\n", "rev-parse": f"c{len(calls)}\n", "status": ""}[cmd[1]]
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    report.source_commit.cache_clear()
+    monkeypatch.setattr(report.subprocess, "run", fake_run)
+    first = report.source_commit()
+    assert first == "c2"
+    assert report.run_stamp("benchmarks/x.py", ["--seeds", "0"], 1, [0]).splitlines()[1].startswith("Commit: c2;")
+    assert len(calls) == 3  # read once
+
+    report.source_commit.cache_clear()
+    monkeypatch.setattr(report.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1 if cmd[1] == "ls-files" else 0, stdout="abc\n", stderr=""))
+    assert report.source_commit() is None
+    report.source_commit.cache_clear()

@@ -12,7 +12,7 @@ import pandas as pd
 from .._logging import logger
 from .harness import _row, _score, run_method
 from .inputs import BenchmarkInput
-from .report import write_table
+from .report import source_commit, write_table
 
 #: the ablations of the BiCLUM paper: config overrides of :func:`biclum.integrate`
 ABLATIONS: Dict[str, Dict[str, float]] = {
@@ -45,6 +45,7 @@ def _grid_runs(kind: str, variants: Sequence[Tuple[str, dict]], rna, other=None,
         BenchmarkInput(rna) if isinstance(rna, str) else
         BenchmarkInput(name, rna, other, modality, annotation, label_key, paired))
     prep = ds.load()
+    source_commit()  # the code that runs, read now (the table is written at the end)
     rows = []
     for label, overrides in variants:
         cfg = {**(base_config or {}), **overrides}

@@ -20,7 +20,7 @@ from ..metrics import BATCH_METRIC_NAMES, METRIC_NAMES, evaluate
 from .inputs import BenchmarkInput, _as_input
 from .measure import _cpu_s, _PeakMemory, _status_kb
 from .methods import _RUNNERS, METHODS, PEER_PACKAGES, SCGLUE_EPOCHS, _looks_like_peaks, _method_unavailable, _Skip
-from .report import write_table
+from .report import source_commit, write_table
 
 TIME_COLUMNS = ("wall_s", "cpu_s", "peak_rss_mb", "rss_inputs_mb")
 
@@ -236,6 +236,7 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        source_commit()  # the code that runs, read now (the table is written at the end)
     rows = []
     for ds in map(_as_input, datasets):
         prep = ds.load()

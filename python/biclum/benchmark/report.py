@@ -2,6 +2,8 @@
 the columns mean)."""
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import platform
 import subprocess
@@ -14,31 +16,63 @@ import pandas as pd
 
 from .._logging import logger
 
-def _git_commit(path: Path) -> Optional[str]:
-    """Short commit (+ "-dirty" with uncommitted changes) of the git checkout holding ``path``, or None."""
+
+@functools.lru_cache(maxsize=None)
+def source_commit() -> Optional[str]:
+    """Short git commit of the checkout that holds the imported biclum, with " + uncommitted changes in python/"
+    when the package's directory there has local edits; None outside a git checkout. Cached for the process: a
+    benchmark calls it when it starts, so the file it writes at the end names the code that ran even when commits
+    land in the meantime."""
+    src = Path(__file__).resolve().parents[2]  # python/ (this file: python/biclum/benchmark/report.py)
     try:
-        cwd = str(path if path.is_dir() else path.parent)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "biclum/__init__.py"], cwd=src,
+                                 capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True,
                               timeout=10)
-        if head.returncode != 0:
+        if tracked.returncode != 0 or head.returncode != 0:  # an installed copy, not a checkout
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("-dirty" if dirty else "")
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=src, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + (" + uncommitted changes in python/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
+def mean_sd(values, digits: int = 3) -> str:
+    """"mean ± sd" (sample sd) of the non-missing ``values`` as a results table shows them; the mean alone for one
+    value, "-" for none."""
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if not len(v):
+        return "-"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
+
+
+def seeds_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmarks/ script that runs biclum over seeds: --seeds, --threads (torch threads per run)
+    and --no-write (print only); the caller adds its own."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--no-write", action="store_true", help="print the results only")
+    return p
+
+
+def publish(text: str, path, title: str, write: bool = True) -> None:
+    """Print a results text (from :func:`run_stamp` on) and, with ``write``, save it to ``path`` under ``title``."""
+    print(text)
+    if write:
+        Path(path).write_text(f"# {title}\n\n" + text)
+
+
 def run_stamp(script: str, argv: List[str], threads: int, seeds) -> str:
-    """The first lines of a benchmarks/ results file: the command, then the commit, cores, load, torch threads and
-    seeds (ends with "seeds ...", for the caller to complete the sentence)."""
+    """The first lines of a benchmarks/ results file: the command, then the commit (:func:`source_commit`, read
+    when the run started if the script called it then), cores, load, torch threads and seeds (ends with
+    "seeds ...", for the caller to complete the sentence)."""
     import shlex
 
-    commit = subprocess.run(["git", "-C", str(Path(script).resolve().parent), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
     return (f"Command: `python benchmarks/{Path(script).name} {' '.join(map(shlex.quote, argv))}`  \n"
-            f"Commit: {commit}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; torch threads {threads}; "
-            f"seeds {', '.join(map(str, seeds))}")
+            f"Commit: {source_commit() or 'unknown'}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+            f"torch threads {threads}; seeds {', '.join(map(str, seeds))}")
 
 
 def _environment() -> str:
@@ -47,7 +81,7 @@ def _environment() -> str:
     try:
         import biclum
 
-        commit = _git_commit(Path(biclum.__file__).resolve().parent)
+        commit = source_commit()
         where = Path(biclum.__file__).resolve().parents[2]
         parts.insert(0, f"biclum {biclum.__version__} from {where}" + (f" (git {commit})" if commit else ""))
     except Exception:
