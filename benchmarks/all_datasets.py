@@ -166,13 +166,11 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="all_datasets")
     p.add_argument("--no-write", action="store_true", help="print only")
     a = p.parse_args(argv)
+    from biclum.benchmark import ABLATIONS
     from biclum.benchmark.report import source_commit
     from biclum.config import parse_overrides
 
     source_commit()  # read now: the header is written at the end
-
-    from biclum.benchmark import ABLATIONS
-
     overrides = {**parse_overrides(a.set), **({"_loadings": True} if a.loadings else {})}
     if a.ablation and a.variants:
         p.error("give either --ablation or --variants")

@@ -168,9 +168,7 @@ def _write(table, runs, args, argv) -> None:
 
 def write_results(name: str, title: str, script: str, argv, setting: str, legend: str, table, runs) -> None:
     """benchmarks/results/<name>.md (title, command, commit and setting, legend, the table, the runs) and .csv."""
-    from biclum.benchmark import markdown_table
-
-    from biclum.benchmark.report import source_commit
+    from biclum.benchmark.report import markdown_table, source_commit
 
     commit = source_commit() or "unknown"
     command = f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

@@ -85,7 +85,7 @@ def test_batch_keys_go_to_biclums_config():
     assert _biclum_config(p.parse_args(["--datasets", "x"])) == {}
 
 
-def test_results_files_name_the_commit_a_run_started_on(tmp_path, monkeypatch):
+def test_results_files_name_the_commit_a_run_started_on(monkeypatch):
     """A results file written at the end of a long run names the code that ran: the commit is read once, at the
     start, even if commits land meanwhile; an installed copy outside a checkout gives None, not another repo's."""
     import biclum.benchmark.report as report
