@@ -89,6 +89,8 @@ class TrainConfig:
                                          # 600 paired RNA+ATAC cells, one seed: batch ASW RNA/ATAC 0.84/0.84 at
                                          # 1, 0.88/0.86 at 3, FOSCTTM 0.058 both)
     beta: float = 1e4                # weight of the feature-level contrastive loss
+    adversarial: float = 0.0         # weight of a modality discriminator on the cell embeddings (gradient reversal;
+                                     # distribution-level alignment as in scGLUE); 0: none (the paper)
     gamma_rna: float = 1.0           # weight of the RNA reconstruction loss
     gamma_other: float = 1.0         # weight of the other modality's reconstruction loss
     lr: float = 1e-4
@@ -177,7 +179,7 @@ class BiclumConfig:
         for name in ("tau_cell", "tau_feature", "lr"):
             if getattr(t, name) <= 0:
                 raise BiclumInputError(f"{name} must be > 0, got {getattr(t, name)}.")
-        for name in ("alpha", "beta", "gamma_rna", "gamma_other", "weight_decay", "alpha_batch"):
+        for name in ("alpha", "beta", "gamma_rna", "gamma_other", "weight_decay", "alpha_batch", "adversarial"):
             if (getattr(t, name) or 0) < 0:
                 raise BiclumInputError(f"{name} must be >= 0, got {getattr(t, name)}.")
         for name, value in (("batch_size", t.batch_size), ("max_epochs", t.max_epochs), ("latent_dim", m.latent_dim),

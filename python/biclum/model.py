@@ -48,7 +48,8 @@ def build_module(setup, config: BiclumConfig) -> BiCLUMModule:
                         sketch_dim=m.n_metacells, hidden_dims=m.hidden_dims, latent_dim=m.latent_dim,
                         dropout=m.dropout, negative_slope=m.negative_slope,
                         decode_normalized=m.normalize_output and m.decoder == "per_feature",
-                        feature_scale=m.decoder == "per_feature", feature_residual=m.feature_residual)
+                        feature_scale=m.decoder == "per_feature", feature_residual=m.feature_residual,
+                        modality_discriminator=config.train.adversarial > 0)
 
 
 def pair_finder(data: TrainingData, config: BiclumConfig) -> Callable:

@@ -3,7 +3,10 @@
 * one cell encoder per modality (its PCA scores -> latent cell embedding);
 * one feature encoder per modality (a feature's fixed-size metacell sketch -> latent feature embedding);
 * a decoder per modality: ``softplus(scale) * cell_emb @ feature_emb.T + bias`` reconstructs the cell's features;
-* losses: NT-Xent between MNN cell pairs, NT-Xent between the two embeddings of the same gene, MSE reconstruction.
+* losses: NT-Xent between MNN cell pairs, NT-Xent between the two embeddings of the same gene, MSE reconstruction;
+  optionally a modality discriminator on the cell embeddings behind a gradient reversal (distribution-level
+  alignment, as scGLUE's adversarial term): the discriminator learns to tell the modalities apart, the encoders
+  learn to make that impossible, so cells without a good MNN partner are aligned too.
 """
 from __future__ import annotations
 
@@ -44,16 +47,37 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, tau: float, similarity: str = "cos
     return F.cross_entropy(sim, targets)
 
 
+class _GradientReversal(torch.autograd.Function):
+    """Identity forward, negated gradient backward: one optimiser trains the discriminator and the encoders
+    against it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def discriminator(latent_dim: int, width: int, negative_slope: float) -> nn.Sequential:
+    """A small MLP scoring a cell embedding as RNA (logit < 0) or the other modality (logit > 0)."""
+    return nn.Sequential(nn.Linear(latent_dim, width), nn.LeakyReLU(negative_slope),
+                         nn.Linear(width, width), nn.LeakyReLU(negative_slope), nn.Linear(width, 1))
+
+
 class BiCLUMModule(nn.Module):
     def __init__(self, n_pcs: dict, n_features: dict, sketch_dim: int, hidden_dims: Sequence[int] = (256, 256),
                  latent_dim: int = 50, dropout: float = 0.2, negative_slope: float = 0.2,
-                 decode_normalized: bool = False, feature_scale: bool = False, feature_residual: bool = False):
+                 decode_normalized: bool = False, feature_scale: bool = False, feature_residual: bool = False,
+                 modality_discriminator: bool = False):
         super().__init__()
         self.init_params = dict(n_pcs=dict(n_pcs), n_features=dict(n_features), sketch_dim=int(sketch_dim),
                                 hidden_dims=[int(h) for h in hidden_dims], latent_dim=int(latent_dim),
                                 dropout=float(dropout), negative_slope=float(negative_slope),
                                 decode_normalized=bool(decode_normalized), feature_scale=bool(feature_scale),
-                                feature_residual=bool(feature_residual))
+                                feature_residual=bool(feature_residual),
+                                modality_discriminator=bool(modality_discriminator))
         self.decode_normalized = decode_normalized
         self.cell_encoders = nn.ModuleDict(
             {m: mlp(n_pcs[m], hidden_dims, latent_dim, dropout, negative_slope) for m in MODALITIES})
@@ -64,6 +88,8 @@ class BiCLUMModule(nn.Module):
         self.bias = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_features[m])) for m in MODALITIES})
         self.residual = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_features[m], latent_dim))
                                           for m in MODALITIES}) if feature_residual else None
+        self.discriminator = (discriminator(latent_dim, hidden_dims[-1], negative_slope)
+                              if modality_discriminator else None)
 
     # inference
     def encode_cells(self, modality: str, pcs: torch.Tensor) -> torch.Tensor:
@@ -108,10 +134,24 @@ class BiCLUMModule(nn.Module):
                             else feat["rna"].sum() * 0)
         terms["total"] = (weights["gamma_rna"] * terms["recon_rna"] + weights["gamma_other"] * terms["recon_other"]
                           + weights["alpha"] * terms["cell"] + weights["beta"] * terms["feature"])
+        if self.discriminator is not None and weights.get("adversarial", 0) > 0:
+            # not part of "total" (the monitored loss, which the encoders' side of the game would raise); the
+            # trainer adds weights["adversarial"] * terms["adversarial"] to what it minimises
+            terms["adversarial"] = self._adversarial_term(cell, {m: batch[m]["n_recon"] for m in MODALITIES})
         if "batch_pairs" in batch:  # cross-batch MNN pairs within each modality: a second cell-level NT-Xent
             terms["batch"] = self._batch_term(cell, batch["batch_pairs"], tau_cell, similarity)
             terms["total"] = terms["total"] + weights["alpha_batch"] * terms["batch"]
         return terms
+
+    def _adversarial_term(self, cell: dict, n: dict) -> torch.Tensor:
+        """Binary cross-entropy of the modality discriminator on the step's own cells (L2-normalised, the space the
+        contrastive losses and users see), each modality weighted equally; the gradient reaching the encoders is
+        reversed, so minimising the total trains the discriminator and confuses it with the encoders."""
+        z = {m: _GradientReversal.apply(F.normalize(cell[m][:n[m]], dim=1)) for m in MODALITIES}
+        losses = [F.binary_cross_entropy_with_logits(self.discriminator(z[m]).squeeze(1),
+                                                     torch.full((n[m],), float(i), device=z[m].device))
+                  for i, m in enumerate(MODALITIES)]
+        return (losses[0] + losses[1]) / 2
 
     @staticmethod
     def _batch_term(cell: dict, pairs: dict, tau: float, similarity: str) -> torch.Tensor:

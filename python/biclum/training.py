@@ -298,6 +298,9 @@ class Trainer:
         if data.has_batches():  # a second cell-level term on cross-batch pairs within each modality
             self.weights["alpha_batch"] = config.alpha if config.alpha_batch is None else config.alpha_batch
             self.terms = TERMS + ("batch",)
+        if config.adversarial > 0 and module.discriminator is not None:
+            self.weights["adversarial"] = config.adversarial
+            self.terms = self.terms + ("adversarial",)
         self.loss_fn = module.loss  # tests may wrap this to inject faults
         self._setup_distributed(config, device)
 
@@ -524,7 +527,10 @@ class Trainer:
         if first and self.main:
             self.gradient_norms = self._gradient_norms(terms)
         self.optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        objective = terms["total"]
+        if "adversarial" in terms:  # the discriminator's game, outside the monitored total (module.loss)
+            objective = objective + self.weights["adversarial"] * terms["adversarial"]
+        objective.backward()
         self.optimizer.step()
         for k in self.terms:
             sums[k] += float(terms[k].detach())
@@ -541,8 +547,9 @@ class Trainer:
         params = [p for p in self.module.cell_encoders.parameters() if p.requires_grad]
         weight = {"cell": self.weights["alpha"], "feature": self.weights["beta"],
                   "recon_rna": self.weights["gamma_rna"], "recon_other": self.weights["gamma_other"]}
-        if "batch" in terms:
-            weight["batch"] = self.weights["alpha_batch"]
+        for term, key in (("batch", "alpha_batch"), ("adversarial", "adversarial")):
+            if term in terms:
+                weight[term] = self.weights[key]
         norms = {}
         for term, w in weight.items():
             grads = torch.autograd.grad(w * terms[term], params, retain_graph=True, allow_unused=True)
