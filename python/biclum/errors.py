@@ -20,3 +20,7 @@ class BiclumTrainingError(BiclumError, RuntimeError):
 
 class BiclumWarning(UserWarning):
     """A problem biclum worked around (the message says what it did)."""
+
+
+class BiclumIOError(BiclumError, OSError):
+    """A file could not be written (disk full, permission denied, folder in use); nothing was half written."""
