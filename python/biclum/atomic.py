@@ -29,6 +29,8 @@ write skips step 1 and removes it only after its own step 2. A stale ``.NAME.bic
 TARGET is removed before step 1. Temporary files and directories of writers that are gone (same host, process
 no longer running) are removed by the next write of the same target.
 
+Targets are resolved with ``os.path.realpath``: a symbolic link keeps pointing at the written file or directory.
+
 Disk full, quota exceeded, permission denied or a read-only file system while writing raise
 :class:`~biclum.errors.BiclumIOError` (one paragraph: the path, the cause, the fix); the temporary file is removed
 and the target is left as it was. Other errors propagate unchanged (after the same clean-up).
@@ -193,7 +195,7 @@ def atomic_path(path, hint: str = "") -> Iterator[str]:
     ``with atomic_path(out / "rna.h5ad") as tmp: adata.write_h5ad(tmp)``. ``hint`` is added to the fix of a
     :class:`BiclumIOError`.
     """
-    target = os.path.abspath(os.fspath(path))
+    target = os.path.realpath(os.fspath(path))
     tmp = _temp_name(target)
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -220,7 +222,7 @@ def atomic_dir(path, hint: str = "") -> Iterator[str]:
 
     The previous content of ``path`` is removed: give it a directory that holds only what is written here.
     """
-    target = os.path.abspath(os.fspath(path))
+    target = os.path.realpath(os.fspath(path))
     parent, old = os.path.dirname(target), _old_name(target)
     tmp = _temp_name(target)
     try:
@@ -256,7 +258,7 @@ def _swap(tmp: str, target: str, old: str) -> None:
 def readable_dir(path) -> str:
     """The directory to read for ``path``: itself when it exists, else the old copy that a write killed between
     its two renames left (logged), else ``path`` (missing)."""
-    target = os.path.abspath(os.fspath(path))
+    target = os.path.realpath(os.fspath(path))
     if os.path.isdir(target):
         return target
     old = _old_name(target)

@@ -86,8 +86,8 @@ class OutputLock:
             os.close(fd)
             folder = os.path.dirname(self.path) or "."
             raise BiclumIOError(
-                f"{self.what}: the output folder {folder!r} is in use by another run ({_describe(holder)}); two runs "
-                f"writing one folder would mix their outputs. Fix: wait for that run to end or stop it, or give "
+                f"the output folder {folder!r} is in use by another run of {self.what} ({_describe(holder)}); two "
+                f"runs writing one folder would mix their outputs. Fix: wait for that run to end or stop it, or give "
                 f"another --out.") from None
         except OSError as err:
             os.close(fd)
@@ -106,7 +106,7 @@ class OutputLock:
         if self.fd is None:
             return
         try:
-            os.unlink(self.path)  # while still locked: a run waiting on this file then retries on a new one
+            os.unlink(self.path)  # while still locked: a run that opened this file meanwhile sees it gone, retries
         except OSError:
             pass
         os.close(self.fd)

@@ -241,7 +241,11 @@ def save_state(state: FittedState, directory: str, overwrite: bool = False) -> s
 
 
 def _check_only_model_files(directory: str) -> None:
-    """A save replaces the directory as a whole: refuse one that holds anything else."""
+    """A save replaces the directory as a whole: refuse one that holds anything else, or the working directory."""
+    cwd, real = os.getcwd(), os.path.realpath(directory)
+    if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
+        raise BiclumInputError(f"{directory!r} is the working directory (or holds it); a save replaces the model "
+                               f"directory as a whole, so give it a directory of its own, e.g. 'model'.")
     if not os.path.isdir(directory):
         if os.path.lexists(directory):
             raise BiclumInputError(f"{directory!r} is a file, not a directory; give a directory to save the model in.")

@@ -259,11 +259,15 @@ def test_model_saved_before_checksums_loads():
     np.testing.assert_allclose(model.transform(query, "rna"), q["embedding"], atol=1e-5)
 
 
-def test_save_refuses_a_directory_with_other_files(results, tmp_path):
+def test_save_refuses_a_directory_with_other_files(results, tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(BiclumInputError, match="holds other files than a saved model"):
         results[0].model.save(str(tmp_path), overwrite=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    with pytest.raises(BiclumInputError, match="is the working directory"):
+        results[0].model.save(".")
 
 
 # ------------------------------------------------------------------ disk full, permission denied
@@ -357,7 +361,7 @@ def test_second_run_on_one_out_refuses_at_once_and_a_stale_lock_is_taken_over(tm
     err = capsys.readouterr().err
     print(f"\nsecond run refused in {seconds:.3f} s")
     assert rc == 2 and seconds < 1.0, (rc, seconds)
-    assert f"in use by another run (process {holder.pid}" in err and "another --out" in err
+    assert f"in use by another run of biclum fit (process {holder.pid}" in err and "another --out" in err
     assert (out / LOCK_FILE).exists()
     records = []
     handler = logging.Handler()
