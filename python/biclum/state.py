@@ -28,9 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
-from . import atomic
-from .atomic import atomic_dir, in_memory, readable_dir
+from . import __version__, atomic
 from .batches import BatchCentering
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError
@@ -135,7 +133,7 @@ class _Module:
 
     def save(self, module: BiCLUMModule, name: str, store: _Store) -> None:
         store.sidecar["init_params"] = module.init_params
-        store.weights = in_memory(lambda fh: torch.save(module.state_dict(), fh))
+        store.weights = atomic.in_memory(lambda fh: torch.save(module.state_dict(), fh))
 
     def load(self, name: str, store: _Store) -> BiCLUMModule:
         module = BiCLUMModule(**store.sidecar["init_params"])
@@ -223,18 +221,18 @@ def save_state(state: FittedState, directory: str, overwrite: bool = False) -> s
     """``model.pt`` (state_dict), ``model.json`` (version, config, init params, features, checksums, ...) and
     ``arrays.npz``, written whole into ``directory`` (an overwrite keeps the old model until the new one is
     complete; :mod:`biclum.atomic`)."""
-    where = readable_dir(directory)
+    where = atomic.readable_dir(directory)
     if os.path.exists(os.path.join(where, SIDECAR_FILE)) and not overwrite:
         raise BiclumInputError(f"{directory!r} already holds a saved model; pass overwrite=True to replace it.")
     _check_only_model_files(directory)
     store = _Store(directory, {"biclum_version": __version__}, {})
     _save_fields(state, store)
     files = {WEIGHTS_FILE: store.weights,
-             ARRAYS_FILE: in_memory(lambda fh: np.savez_compressed(fh, **store.arrays))}
+             ARRAYS_FILE: atomic.in_memory(lambda fh: np.savez_compressed(fh, **store.arrays))}
     store.sidecar["files"] = {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                               for name, data in files.items()}
     files[SIDECAR_FILE] = _sidecar_bytes(store.sidecar)
-    with atomic_dir(directory) as tmp:
+    with atomic.atomic_dir(directory) as tmp:
         for name, data in files.items():
             atomic.write_file(os.path.join(tmp, name), data)
     return directory
@@ -285,7 +283,7 @@ def _read_files(directory: str) -> tuple[str, dict]:
 
     All files are opened relative to one open handle of the directory, so they come from the same directory even
     if a save swaps it meanwhile."""
-    where = readable_dir(directory)
+    where = atomic.readable_dir(directory)
     if os.path.exists(where) and not os.path.isdir(where):
         raise BiclumInputError(f"{directory!r} is a file, not a model directory; give the directory a model was "
                                f"saved to.")
