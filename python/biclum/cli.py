@@ -103,9 +103,11 @@ def _run_fit(args, out: Path, main_rank: bool) -> int:
     from .api import integrate
     from .config import parse_overrides
     from .datasets import simulate
+    from .state import check_save_target
 
     if not main_rank:
         set_verbosity("WARNING")
+    check_save_target(str(out / "model"))  # before training, not after it
     if args.demo:
         rna, other, annotation = simulate(args.demo_cells, modality=args.modality, seed=args.seed)
         logger.info("demo: simulated %d RNA and %d %s cells", rna.n_obs, other.n_obs, args.modality)

@@ -11,7 +11,8 @@ class BiclumInputError(BiclumError, ValueError):
 
 
 class BiclumModelError(BiclumError, RuntimeError):
-    """A model is used in a way its state does not allow (not fitted, other features, ...)."""
+    """A model is used in a way its state does not allow (not fitted, other features, ...), or a saved model's
+    file is damaged (the message names it)."""
 
 
 class BiclumTrainingError(BiclumError, RuntimeError):

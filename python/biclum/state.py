@@ -224,7 +224,7 @@ def save_state(state: FittedState, directory: str, overwrite: bool = False) -> s
     where = atomic.readable_dir(directory)
     if os.path.exists(os.path.join(where, SIDECAR_FILE)) and not overwrite:
         raise BiclumInputError(f"{directory!r} already holds a saved model; pass overwrite=True to replace it.")
-    _check_only_model_files(directory)
+    check_save_target(directory)
     store = _Store(directory, {"biclum_version": __version__}, {})
     _save_fields(state, store)
     files = {WEIGHTS_FILE: store.weights,
@@ -238,8 +238,9 @@ def save_state(state: FittedState, directory: str, overwrite: bool = False) -> s
     return directory
 
 
-def _check_only_model_files(directory: str) -> None:
-    """A save replaces the directory as a whole: refuse one that holds anything else, or the working directory."""
+def check_save_target(directory: str) -> None:
+    """A save replaces the directory as a whole: refuse one that holds anything else, or the working directory
+    (``biclum fit`` checks its model directory with it before training)."""
     cwd, real = os.getcwd(), os.path.realpath(directory)
     if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
         raise BiclumInputError(f"{directory!r} is the working directory (or holds it); a save replaces the model "

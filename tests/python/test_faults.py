@@ -324,6 +324,16 @@ CLI_FIT = ["fit", "--demo", "--demo-cells", "150", "--max-epochs", "1", "--quiet
            "n_shared_pcs=6", "batch_size=64", "feature_batch_size=64", "num_threads=1"]
 
 
+def test_cli_checks_the_model_directory_before_training(tmp_path, capsys):
+    from biclum.cli import main
+
+    (tmp_path / "out" / "model").mkdir(parents=True)
+    (tmp_path / "out" / "model" / "notes.txt").write_text("mine")
+    t = time.perf_counter()
+    assert main([*CLI_FIT, "--out", str(tmp_path / "out")]) == 2
+    assert time.perf_counter() - t < 5 and "holds other files than a saved model" in capsys.readouterr().err
+
+
 def test_cli_exits_2_on_a_full_disk(tmp_path, capsys):
     from biclum.cli import main
 

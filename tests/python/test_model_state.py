@@ -11,8 +11,8 @@ import biclum
 from biclum.datasets import simulate
 from biclum.errors import BiclumModelError
 from biclum.module import MODALITIES
-from biclum.state import (FittedSetup, FittedState, _ArrayPerModality, _canonical_sha256, _Json, _load_fields, _save_fields,
-                          _Store)
+from biclum.state import (FittedSetup, FittedState, _ArrayPerModality, _canonical_sha256, _Json, _load_fields,
+                          _save_fields, _Store)
 from biclum.training import Callback, EarlyStopping
 
 SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
