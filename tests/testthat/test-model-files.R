@@ -41,3 +41,23 @@ test_that("ProjectBiCLUM names a damaged model file, with the Python message and
     expect_false(grepl("Traceback", conditionMessage(err), fixed = TRUE))
   }
 })
+
+test_that("ProjectBiCLUM reads the old copy a save killed between its two renames left", {
+  skip_if_no_biclum_python()
+  bc <- reticulate::import("biclum")
+  level <- bc$logger$level
+  bc$set_verbosity("WARNING")
+  on.exit(bc$set_verbosity(level), add = TRUE)
+  sim <- reticulate::import("biclum.datasets")$simulate(n_cells = 150L, modality = "protein", seed = 1L)
+  model <- bc$BiCLUM(sim[[1]], sim[[2]], "protein", seed = 0L, n_top_genes = 100L, n_pcs = 8L, mnn_k = 10L,
+                     n_metacells = 12L, batch_size = 64L, hidden_dims = list(16L), latent_dim = 4L,
+                     n_shared_pcs = 6L, feature_batch_size = 64L, num_threads = 1L)
+  model$fit(1L, progress = FALSE)
+  parent <- file.path(tempdir(), "biclum-swap")
+  on.exit(unlink(parent, recursive = TRUE), add = TRUE)
+  dir.create(parent)
+  model$save(file.path(parent, ".model.biclum-old")) # the state between the renames: only the old copy
+  rna <- anndata_to_seurat(sim[[1]])
+  q <- ProjectBiCLUM(rna[, 1:20], file.path(parent, "model"), modality = "rna", reduction.name = "proj")
+  expect_equal(dim(SeuratObject::Embeddings(q[["proj"]])), c(20L, 4L))
+})
