@@ -1,17 +1,28 @@
 # A damaged file of a saved model (issue 31): ProjectBiCLUM stops with an R error that carries the Python message
 # (the file, what is wrong, the fix) and no Python traceback.
 
+# A tiny protein model fitted for one epoch (quietly) on 150 simulated cells, and the simulation.
+tiny_protein_model <- function() {
+  key <- "tiny protein model"
+  if (is.null(.biclum_test_cache[[key]])) {
+    bc <- reticulate::import("biclum")
+    level <- bc$logger$level
+    bc$set_verbosity("WARNING")
+    on.exit(bc$set_verbosity(level), add = TRUE)
+    sim <- reticulate::import("biclum.datasets")$simulate(n_cells = 150L, modality = "protein", seed = 1L)
+    model <- bc$BiCLUM(sim[[1]], sim[[2]], "protein", seed = 0L, n_top_genes = 100L, n_pcs = 8L, mnn_k = 10L,
+                       n_metacells = 12L, batch_size = 64L, hidden_dims = list(16L), latent_dim = 4L,
+                       n_shared_pcs = 6L, feature_batch_size = 64L, num_threads = 1L)
+    model$fit(1L, progress = FALSE)
+    .biclum_test_cache[[key]] <- list(model = model, sim = sim)
+  }
+  .biclum_test_cache[[key]]
+}
+
 test_that("ProjectBiCLUM names a damaged model file, with the Python message and no traceback", {
   skip_if_no_biclum_python()
-  bc <- reticulate::import("biclum")
-  level <- bc$logger$level
-  bc$set_verbosity("WARNING")
-  on.exit(bc$set_verbosity(level), add = TRUE)
-  sim <- reticulate::import("biclum.datasets")$simulate(n_cells = 150L, modality = "protein", seed = 1L)
-  model <- bc$BiCLUM(sim[[1]], sim[[2]], "protein", seed = 0L, n_top_genes = 100L, n_pcs = 8L, mnn_k = 10L,
-                     n_metacells = 12L, batch_size = 64L, hidden_dims = list(16L), latent_dim = 4L,
-                     n_shared_pcs = 6L, feature_batch_size = 64L, num_threads = 1L)
-  model$fit(1L, progress = FALSE)
+  tiny <- tiny_protein_model()
+  model <- tiny$model
   saved <- file.path(tempdir(), "biclum-damaged-model")
   on.exit(unlink(saved, recursive = TRUE), add = TRUE)
   model$save(saved, overwrite = TRUE)
@@ -44,15 +55,9 @@ test_that("ProjectBiCLUM names a damaged model file, with the Python message and
 
 test_that("ProjectBiCLUM reads the old copy a save killed between its two renames left", {
   skip_if_no_biclum_python()
-  bc <- reticulate::import("biclum")
-  level <- bc$logger$level
-  bc$set_verbosity("WARNING")
-  on.exit(bc$set_verbosity(level), add = TRUE)
-  sim <- reticulate::import("biclum.datasets")$simulate(n_cells = 150L, modality = "protein", seed = 1L)
-  model <- bc$BiCLUM(sim[[1]], sim[[2]], "protein", seed = 0L, n_top_genes = 100L, n_pcs = 8L, mnn_k = 10L,
-                     n_metacells = 12L, batch_size = 64L, hidden_dims = list(16L), latent_dim = 4L,
-                     n_shared_pcs = 6L, feature_batch_size = 64L, num_threads = 1L)
-  model$fit(1L, progress = FALSE)
+  tiny <- tiny_protein_model()
+  model <- tiny$model
+  sim <- tiny$sim
   parent <- file.path(tempdir(), "biclum-swap")
   on.exit(unlink(parent, recursive = TRUE), add = TRUE)
   dir.create(parent)
