@@ -78,7 +78,7 @@ ProjectBiCLUM.Seurat <- function(query, model_dir, modality = c("rna", "atac", "
                          obs = .batch_obs(query, a, batch, FALSE, layer, "query", "batch"))
   dr <- SeuratObject::CreateDimReducObject(
     embeddings = emb, assay = assay, stdev = as.numeric(apply(emb, 2, stats::sd)), key = key,
-    misc = list(model_dir = normalizePath(model_dir), modality = modality[1], projected = TRUE))
+    misc = list(model_dir = normalizePath(model_dir, mustWork = FALSE), modality = modality[1], projected = TRUE))
   .store_reduction(query, dr, reduction.name)
 }
 
@@ -115,14 +115,14 @@ projectBiCLUM <- function(query, model_dir, modality = c("rna", "atac", "protein
 # or data.frame(biclum_batch) of the cells' batches (.batch_obs()), the query's batch key.
 .project_matrix <- function(m, model_dir, modality, annotation, ranges, gene_level, key, verbose, obs = NULL) {
   modality <- .ds_choice(modality, c("rna", "atac", "protein"), "modality")
-  if (!is.character(model_dir) || length(model_dir) != 1 || !dir.exists(model_dir)) {
+  if (!is.character(model_dir) || length(model_dir) != 1 || !.model_dir_exists(model_dir)) {
     stop(.input_error(paste0("model_dir: '", paste(model_dir, collapse = ", "), "' is not a directory; give the ",
                              "model_dir a model was saved to by RunBiCLUM(model_dir = ) or runBiCLUM(model_dir = )."),
                       "biclum_bad_model_dir"))
   }
   .check_unique_cells(m, "query")
   var <- if (modality == "atac") .atac_var(rownames(m), ranges, gene_level, "query") else NULL
-  res <- .biclum_bridge()$project_from_r(.dgc_to_py(m, obs = obs, var = var), normalizePath(model_dir), modality,
+  res <- .biclum_bridge()$project_from_r(.dgc_to_py(m, obs = obs, var = var), normalizePath(model_dir, mustWork = FALSE), modality,
                                          annotation = .annotation_arg(annotation),
                                          batch_key = if (!is.null(obs)) "biclum_batch",
                                          verbose = isTRUE(verbose), log_fn = if (isTRUE(verbose)) .log_fn() else NULL)
@@ -131,3 +131,10 @@ projectBiCLUM <- function(query, model_dir, modality = c("rna", "atac", "protein
   emb
 }
 
+
+# A saved model's directory, or the copy a save killed between its two renames left beside it (the Python
+# biclum.atomic.readable_dir reads that copy then).
+.model_dir_exists <- function(model_dir) {
+  dir.exists(model_dir) ||
+    dir.exists(file.path(dirname(model_dir), paste0(".", basename(model_dir), ".biclum-old")))
+}

@@ -11,7 +11,8 @@ from . import _threads  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before torch
 __version__ = "0.1.0"
 
 from ._logging import logger, set_verbosity
-from .errors import BiclumError, BiclumInputError, BiclumModelError, BiclumTrainingError, BiclumWarning
+from .errors import (BiclumError, BiclumInputError, BiclumIOError, BiclumModelError, BiclumTrainingError,
+                     BiclumWarning)
 
 _LAZY = {"BiCLUM": ".model", "BiclumConfig": ".config", "integrate": ".api", "IntegrationResult": ".api"}
 _SUBMODULES = {"datasets", "prior", "metrics", "downstream", "plotting", "preprocessing", "pairs", "bridge", "io",
@@ -20,7 +21,7 @@ _SUBMODULES = {"datasets", "prior", "metrics", "downstream", "plotting", "prepro
 __all__ = [
     "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "datasets", "prior", "metrics", "downstream",
     "__version__", "logger", "set_verbosity",
-    "BiclumError", "BiclumInputError", "BiclumModelError", "BiclumTrainingError", "BiclumWarning",
+    "BiclumError", "BiclumInputError", "BiclumIOError", "BiclumModelError", "BiclumTrainingError", "BiclumWarning",
 ]
 
 

@@ -3,9 +3,11 @@
 ``biclum fit --rna RNA.h5ad --other OTHER.h5ad --modality atac --annotation genes.tsv.gz --out DIR`` writes
 DIR/rna.h5ad and DIR/other.h5ad (the inputs' obs/var without X, plus obsm["X_biclum"] and
 varm["biclum_loadings"]), DIR/model/ (state_dict + JSON sidecar), DIR/loss_history.csv, DIR/loss.png and
-DIR/umap.png. ``biclum fit --demo`` runs on the built-in simulator.
+DIR/umap.png, each written whole or not at all (biclum.atomic). DIR is locked while the run lasts
+(biclum.lock): a second run on it stops at once. ``biclum fit --demo`` runs on the built-in simulator.
 
-Errors in the input (every ``BiclumError``, a missing or unreadable file) end in one paragraph on stderr that
+Errors in the input (every ``BiclumError``, a missing or unreadable file) and errors writing the outputs or
+checkpoints (a full disk, a refused write: ``BiclumIOError``; an --out in use) end in one paragraph on stderr that
 names the problem and the fix, and exit code 2; ``--debug`` shows the traceback instead. Other exceptions keep
 theirs (they are bugs to report).
 """
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from ._logging import logger, set_verbosity
+from .atomic import atomic_path, write_bytes
 
 #: subcommands whose options are parsed by biclum.benchmark.cli (main_benchmark, main_ablation, main_sensitivity)
 DELEGATED = ("benchmark", "ablation", "sensitivity")
@@ -80,22 +83,31 @@ def read_h5ad(path, what):
 
 
 def cmd_fit(args) -> int:
-    import numpy as np
-    import pandas as pd
+    """``biclum fit``: the output folder is locked first (a second run on it stops at once), then the run."""
+    from contextlib import nullcontext
 
+    from .lock import OutputLock
+
+    # under torchrun (WORLD_SIZE > 1) every rank reads the data and trains its shard; only rank 0 logs, writes and
+    # holds the lock (RANK read as distributed.env_rank does, before torch is imported)
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    out = Path(args.out)
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out, "biclum fit") if main_rank else nullcontext():
+        return _run_fit(args, out, main_rank)
+
+
+def _run_fit(args, out: Path, main_rank: bool) -> int:
     from . import distributed
     from .api import integrate
     from .config import parse_overrides
     from .datasets import simulate
-    from .plotting import plot_joint_umap, plot_loss
+    from .state import check_save_target
 
-    # under torchrun (WORLD_SIZE > 1) every rank reads the data and trains its shard; only rank 0 logs and writes
-    main_rank = distributed.env_rank() == 0
     if not main_rank:
         set_verbosity("WARNING")
-    out = Path(args.out)
-    if main_rank:
-        out.mkdir(parents=True, exist_ok=True)
+    check_save_target(str(out / "model"))  # before training, not after it
     if args.demo:
         rna, other, annotation = simulate(args.demo_cells, modality=args.modality, seed=args.seed)
         logger.info("demo: simulated %d RNA and %d %s cells", rna.n_obs, other.n_obs, args.modality)
@@ -118,10 +130,29 @@ def cmd_fit(args) -> int:
     distributed.destroy()  # training was the last collective step
     if not main_rank:
         return 0
-    res.rna.write_h5ad(out / "rna.h5ad")
-    res.other.write_h5ad(out / "other.h5ad")
+    written = write_fit_outputs(res, out, args)
+    summary = {"seconds": round(time.perf_counter() - t0, 1), "epochs": len(res.history),
+               "status": res.model.train_status, "n_rna": res.rna.n_obs, "n_other": res.other.n_obs,
+               "processes": world, "written": written}
+    write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
+    print(f"biclum fit: {summary['status']} after {summary['epochs']} epochs in {summary['seconds']} s; "
+          f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def write_fit_outputs(res, out: Path, args) -> list:
+    """The outputs of ``biclum fit`` (an ``IntegrationResult``) in ``out``, each written whole or not at all
+    (biclum.atomic): rna.h5ad, other.h5ad, model/, loss_history.csv, loss.png and (unless ``args.no_umap``)
+    umap.png coloured by ``args.label_key``. Returns the names written."""
+    import pandas as pd
+
+    from .plotting import plot_joint_umap, plot_loss
+
+    for name, adata in (("rna.h5ad", res.rna), ("other.h5ad", res.other)):
+        with atomic_path(out / name) as tmp:
+            adata.write_h5ad(tmp)
     res.model.save(str(out / "model"), overwrite=True)
-    pd.DataFrame(res.history).to_csv(out / "loss_history.csv", index=False)
+    write_bytes(out / "loss_history.csv", pd.DataFrame(res.history).to_csv(index=False).encode())
     plot_loss(res.history, str(out / "loss.png"))
     written = ["rna.h5ad", "other.h5ad", "model/", "loss_history.csv", "loss.png"]
     if not args.no_umap:
@@ -131,13 +162,7 @@ def cmd_fit(args) -> int:
                         res.rna.obs[key].values if has else None, res.other.obs[key].values if has else None,
                         other_name=args.modality, path=str(out / "umap.png"), seed=args.seed)
         written.append("umap.png")
-    summary = {"seconds": round(time.perf_counter() - t0, 1), "epochs": len(res.history),
-               "status": res.model.train_status, "n_rna": res.rna.n_obs, "n_other": res.other.n_obs,
-               "processes": world, "written": written}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"biclum fit: {summary['status']} after {summary['epochs']} epochs in {summary['seconds']} s; "
-          f"wrote {', '.join(written)} to {out}")
-    return 0
+    return written
 
 
 def cmd_simulate(args) -> int:
@@ -146,10 +171,12 @@ def cmd_simulate(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rna, other, annotation = simulate(args.n_cells, modality=args.modality, paired=args.paired, seed=args.seed)
-    rna.write_h5ad(out / "rna.h5ad")
-    other.write_h5ad(out / f"{args.modality}.h5ad")
+    for name, adata in (("rna.h5ad", rna), (f"{args.modality}.h5ad", other)):
+        with atomic_path(out / name) as tmp:
+            adata.write_h5ad(tmp)
     if annotation is not None:
-        annotation.to_csv(out / "annotation.tsv.gz", sep="\t", index=False)
+        with atomic_path(out / "annotation.tsv.gz") as tmp:
+            annotation.to_csv(tmp, sep="\t", index=False)
     print(f"wrote simulated {args.modality} data ({rna.n_obs} + {other.n_obs} cells) to {out}")
     return 0
 

@@ -11,7 +11,8 @@ class BiclumInputError(BiclumError, ValueError):
 
 
 class BiclumModelError(BiclumError, RuntimeError):
-    """A model is used in a way its state does not allow (not fitted, other features, ...)."""
+    """A model is used in a way its state does not allow (not fitted, other features, ...), or a saved model's
+    file is damaged (the message names it)."""
 
 
 class BiclumTrainingError(BiclumError, RuntimeError):
@@ -20,3 +21,7 @@ class BiclumTrainingError(BiclumError, RuntimeError):
 
 class BiclumWarning(UserWarning):
     """A problem biclum worked around (the message says what it did)."""
+
+
+class BiclumIOError(BiclumError, OSError):
+    """A file could not be written (disk full, permission denied, folder in use); nothing was half written."""

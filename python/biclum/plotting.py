@@ -1,11 +1,13 @@
 """Figures: loss curves per term, and a UMAP of the joint embedding by modality and cell type."""
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ._logging import logger
+from .atomic import atomic_path
 
 LOSS_TERMS = ("total", "recon_rna", "recon_other", "cell", "feature")
 
@@ -19,6 +21,18 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: str, **kwargs) -> None:
+    """``fig.savefig(path, **kwargs)`` written whole or not at all (:func:`biclum.atomic.atomic_path`); the
+    format follows the suffix of ``path`` (a file object is written to directly)."""
+    if hasattr(path, "write"):
+        fig.savefig(path, **kwargs)
+        return
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".")
+    kwargs.setdefault("format", suffix or _plt().rcParams["savefig.format"])
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **kwargs)
+
+
 def plot_loss(history: Sequence[dict], path: Optional[str] = None):
     """One panel per loss term over epochs."""
     plt = _plt()
@@ -30,7 +44,7 @@ def plot_loss(history: Sequence[dict], path: Optional[str] = None):
         ax.set_xlabel("epoch")
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
     return fig
 
@@ -85,6 +99,6 @@ def plot_joint_umap(rna_emb: np.ndarray, other_emb: np.ndarray, rna_labels=None,
         ax.set_yticks([])
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
     return fig, coords

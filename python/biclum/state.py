@@ -7,9 +7,18 @@ array file (``arrays.npz``) or, for the network, a plain state_dict (``model.pt`
 sidecar. Adding a piece of fitted state is one field here; :func:`save_state` and :func:`load_state` walk the
 fields. No pickled objects are written. The layout (key names) is that of biclum 0.1.0, so models saved by
 earlier versions load.
+
+The directory is written whole or not at all (:func:`biclum.atomic.atomic_dir`: built beside, then swapped in by
+renames), so an overwrite killed at any moment leaves the old model or the new one. The sidecar records the size
+and sha256 of ``model.pt`` and ``arrays.npz`` (``files``) and a sha256 of its own content (``sidecar_sha256``);
+:func:`load_state` reads each file once, checks it against the record and raises :class:`BiclumModelError`
+naming the damaged file, what is wrong and the fix. Sidecars without the record (saved before it existed) load
+unchecked, but a file that cannot be parsed still names itself.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field, fields
@@ -19,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
+from . import __version__, atomic
 from .batches import BatchCentering
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError
@@ -27,15 +36,20 @@ from .module import MODALITIES, BiCLUMModule
 from .preprocessing import ModalityPreprocessor, PeakLSI
 
 WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
+MODEL_FILES = (SIDECAR_FILE, WEIGHTS_FILE, ARRAYS_FILE)
+RESAVE = ("save the model again from the session that fitted it (model.save(directory, overwrite=True)), or copy "
+          "the directory again from where it was saved")
 
 
 @dataclass
 class _Store:
-    """Where the codecs write and read: the directory, the sidecar dict and the arrays (dict or NpzFile)."""
+    """Where the codecs write and read: the directory, the sidecar dict, the arrays (dict) and the weights file's
+    bytes (``weights``: written by save, read by load)."""
 
     directory: str
     sidecar: dict
     arrays: Any
+    weights: bytes = b""
 
 
 class _Json:
@@ -119,12 +133,16 @@ class _Module:
 
     def save(self, module: BiCLUMModule, name: str, store: _Store) -> None:
         store.sidecar["init_params"] = module.init_params
-        torch.save(module.state_dict(), os.path.join(store.directory, WEIGHTS_FILE))
+        store.weights = atomic.in_memory(lambda fh: torch.save(module.state_dict(), fh))
 
     def load(self, name: str, store: _Store) -> BiCLUMModule:
         module = BiCLUMModule(**store.sidecar["init_params"])
-        path = os.path.join(store.directory, WEIGHTS_FILE)
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            weights = torch.load(io.BytesIO(store.weights), map_location="cpu", weights_only=True)
+            module.load_state_dict(weights)
+        except Exception as err:  # torch raises RuntimeError, OSError, EOFError, UnpicklingError, ...
+            raise _damaged(store, WEIGHTS_FILE, f"it cannot be read as the network's weights "
+                                                f"({type(err).__name__}: {str(err)[:200]})") from err
         return module.eval()
 
 
@@ -200,33 +218,152 @@ def field_names() -> set:
 
 
 def save_state(state: FittedState, directory: str, overwrite: bool = False) -> str:
-    """``model.pt`` (state_dict), ``model.json`` (version, config, init params, features, ...) and ``arrays.npz``."""
-    if os.path.exists(os.path.join(directory, SIDECAR_FILE)) and not overwrite:
+    """``model.pt`` (state_dict), ``model.json`` (version, config, init params, features, checksums, ...) and
+    ``arrays.npz``, written whole into ``directory`` (an overwrite keeps the old model until the new one is
+    complete; :mod:`biclum.atomic`)."""
+    where = atomic.readable_dir(directory)
+    if os.path.exists(os.path.join(where, SIDECAR_FILE)) and not overwrite:
         raise BiclumInputError(f"{directory!r} already holds a saved model; pass overwrite=True to replace it.")
-    os.makedirs(directory, exist_ok=True)
+    check_save_target(directory)
     store = _Store(directory, {"biclum_version": __version__}, {})
     _save_fields(state, store)
-    np.savez_compressed(os.path.join(directory, ARRAYS_FILE), **store.arrays)
-    with open(os.path.join(directory, SIDECAR_FILE), "w") as fh:
-        json.dump(store.sidecar, fh, indent=1, default=str)
+    files = {WEIGHTS_FILE: store.weights,
+             ARRAYS_FILE: atomic.in_memory(lambda fh: np.savez_compressed(fh, **store.arrays))}
+    store.sidecar["files"] = {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                              for name, data in files.items()}
+    files[SIDECAR_FILE] = _sidecar_bytes(store.sidecar)
+    with atomic.atomic_dir(directory) as tmp:
+        for name, data in files.items():
+            atomic.write_file(os.path.join(tmp, name), data)
     return directory
 
 
+def check_save_target(directory: str) -> None:
+    """A save replaces the directory as a whole: refuse one that holds anything else, or the working directory
+    (``biclum fit`` checks its model directory with it before training)."""
+    cwd, real = os.getcwd(), os.path.realpath(directory)
+    if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
+        raise BiclumInputError(f"{directory!r} is the working directory (or holds it); a save replaces the model "
+                               f"directory as a whole, so give it a directory of its own, e.g. 'model'.")
+    if not os.path.isdir(directory):
+        if os.path.lexists(directory):
+            raise BiclumInputError(f"{directory!r} is a file, not a directory; give a directory to save the model in.")
+        return
+    other = sorted(set(os.listdir(directory)) - set(MODEL_FILES))
+    if other:
+        raise BiclumInputError(
+            f"{directory!r} holds other files than a saved model ({', '.join(other[:5])}"
+            f"{', ...' if len(other) > 5 else ''}); a save replaces the model directory as a whole, so save into a "
+            f"new directory (or one that holds only a model).")
+
+
+def _canonical_sha256(sidecar: dict) -> str:
+    text = json.dumps({k: v for k, v in sidecar.items() if k != "sidecar_sha256"}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sidecar_bytes(sidecar: dict) -> bytes:
+    """The sidecar as written (JSON), with the sha256 of its own content (as read back) added."""
+    content = json.loads(json.dumps(sidecar, default=str))
+    content["sidecar_sha256"] = _canonical_sha256(content)
+    return json.dumps(content, indent=1).encode()
+
+
+def _damaged(store: _Store, name: str, problem: str) -> BiclumModelError:
+    saved_by = store.sidecar.get("biclum_version")
+    version = f"The model was saved by biclum {saved_by}; this is" if saved_by else "This is"
+    return BiclumModelError(
+        f"{os.path.join(store.directory, name)!r} is damaged: {problem}. {version} biclum {__version__}. Fix: "
+        f"{RESAVE}{f', or load it with biclum {saved_by}' if saved_by and saved_by != __version__ else ''}; a "
+        f"model directory cannot be repaired by hand.")
+
+
+def _read_files(directory: str) -> tuple[str, dict]:
+    """The directory read (see :func:`biclum.atomic.readable_dir`) and the bytes of its files (missing: None).
+
+    All files are opened relative to one open handle of the directory, so they come from the same directory even
+    if a save swaps it meanwhile."""
+    where = atomic.readable_dir(directory)
+    if os.path.exists(where) and not os.path.isdir(where):
+        raise BiclumInputError(f"{directory!r} is a file, not a model directory; give the directory a model was "
+                               f"saved to.")
+    if not os.path.isdir(where):
+        return where, {}
+    use_fd = os.open in os.supports_dir_fd
+    dir_fd = os.open(where, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if use_fd else None
+    try:
+        files = {}
+        for name in MODEL_FILES:
+            opener = (lambda p, flags: os.open(p, flags, dir_fd=dir_fd)) if use_fd else None
+            try:
+                with open(name if use_fd else os.path.join(where, name), "rb", opener=opener) as fh:
+                    files[name] = fh.read()
+            except FileNotFoundError:
+                files[name] = None
+        return where, files
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def _parse_sidecar(store: _Store, data: bytes) -> dict:
+    try:
+        sidecar = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _damaged(store, SIDECAR_FILE, f"it is not valid JSON ({err}): cut short or changed") from err
+    if not isinstance(sidecar, dict):
+        raise _damaged(store, SIDECAR_FILE, "it holds no JSON object")
+    return sidecar
+
+
+def _check_files(store: _Store, files: dict) -> None:
+    """Each file against the sidecar's record (when it has one: models saved before it existed have none)."""
+    recorded_self = store.sidecar.get("sidecar_sha256")
+    if recorded_self is not None and recorded_self != _canonical_sha256(store.sidecar):
+        raise _damaged(store, SIDECAR_FILE, "its content differs from what was saved (sha256 of the content does "
+                                            "not match sidecar_sha256): it was changed after saving")
+    for name in (WEIGHTS_FILE, ARRAYS_FILE):
+        if files.get(name) is None:
+            raise _damaged(store, name, "the file is missing")
+    for name, record in (store.sidecar.get("files") or {}).items():
+        data = files.get(name)
+        if data is None:
+            raise _damaged(store, name, "the file is missing")
+        if len(data) != record.get("size"):
+            raise _damaged(store, name, f"it has {len(data)} bytes where {record.get('size')} were saved "
+                                        f"(cut short by an interrupted copy or a full disk, or changed)")
+        if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+            raise _damaged(store, name, "its sha256 checksum differs from the one recorded in model.json: its "
+                                        "content was changed or damaged after saving")
+
+
+def _read_arrays(store: _Store, data: bytes) -> dict:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except Exception as err:  # BadZipFile, zlib.error, ValueError, OSError, EOFError
+        raise _damaged(store, ARRAYS_FILE, f"it cannot be read as the model's arrays "
+                                           f"({type(err).__name__}: {str(err)[:200]})") from err
+
+
 def load_state(directory: str) -> FittedState:
-    """The state saved in ``directory`` (by this version or an earlier one), checked for consistency."""
-    sidecar_path = os.path.join(directory, SIDECAR_FILE)
-    if not os.path.exists(sidecar_path):
+    """The state saved in ``directory`` (by this version or an earlier one), checked for damage and consistency."""
+    where, files = _read_files(directory)
+    if files.get(SIDECAR_FILE) is None:
         raise BiclumInputError(f"{directory!r} holds no saved biclum model ({SIDECAR_FILE} missing).")
-    with open(sidecar_path) as fh:
-        sidecar = json.load(fh)
-    with np.load(os.path.join(directory, ARRAYS_FILE), allow_pickle=False) as arrays:
-        try:
-            state = _load_fields(FittedState, _Store(directory, sidecar, arrays))
-        except (KeyError, TypeError) as err:
-            raise BiclumModelError(
-                f"{directory!r}: the saved model (biclum {sidecar.get('biclum_version', 'unknown')}) lacks "
-                f"{err} or stores it differently; this is biclum {__version__}. Load it with the version that "
-                f"saved it, or fit the model again.") from err
+    store = _Store(where, {}, {})
+    store.sidecar = _parse_sidecar(store, files[SIDECAR_FILE])
+    _check_files(store, files)
+    store.arrays, store.weights = _read_arrays(store, files[ARRAYS_FILE]), files[WEIGHTS_FILE]
+    sidecar = store.sidecar
+    try:
+        state = _load_fields(FittedState, store)
+    except (KeyError, TypeError) as err:
+        raise BiclumModelError(
+            f"{directory!r}: the saved model (biclum {sidecar.get('biclum_version', 'unknown')}) lacks "
+            f"{err} or stores it differently; this is biclum {__version__}. Load it with the version that "
+            f"saved it, or fit the model again.") from err
     for m in MODALITIES:
         if list(state.setup.preprocessors[m].features.astype(str)) != list(state.setup.features[m].astype(str)):
             raise BiclumModelError(f"{directory!r}: the feature list in {SIDECAR_FILE} does not match "

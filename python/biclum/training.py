@@ -29,6 +29,7 @@ import torch
 from . import distributed
 from ._logging import logger
 from ._threads import thread_limit, training_threads
+from .atomic import in_memory, write_bytes
 from .config import TrainConfig
 from .errors import BiclumInputError, BiclumWarning
 from .module import MODALITIES, BiCLUMModule
@@ -395,7 +396,6 @@ class Trainer:
         path = os.path.join(directory, CHECKPOINT_FILE)
         if not self.main:  # all ranks hold the same state: rank 0 writes it
             return path
-        os.makedirs(directory, exist_ok=True)
         payload = {
             "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(self.rng.bit_generator.state),
@@ -404,9 +404,9 @@ class Trainer:
                              "indices": torch.as_tensor(self.partners[m].indices.astype(np.int64)),
                              "shape": list(self.partners[m].shape)} for m in MODALITIES},
         }
-        tmp = path + ".tmp"
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        write_bytes(path, in_memory(lambda fh: torch.save(payload, fh)),
+                    hint=f"the previous checkpoint in {directory!r} (if any) is intact: resume from it (resume= / "
+                         f"--resume) once there is room")
         return path
 
     def load_checkpoint(self, path: str) -> None:

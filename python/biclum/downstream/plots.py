@@ -8,6 +8,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import BiclumInputError
+from ..plotting import save_figure
 from ._utils import get_labels, get_matrix, group_indicator, normalize_matrix, resolve_normalize
 
 __all__ = ["plot_links_vs_control", "plot_heatmap", "plot_tf_activity", "plot_marker_dotplot",
@@ -22,7 +23,7 @@ def _plt():
 def _finish(fig, save):
     fig.tight_layout()
     if save:
-        fig.savefig(save, dpi=150, bbox_inches="tight")
+        save_figure(fig, save, dpi=150, bbox_inches="tight")
     return fig
 
 
