@@ -189,7 +189,8 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   if (activity) {
     counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
                                .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))
-    other[[activity.assay]] <- .new_assay(counts, other_a, normalize = TRUE)
+    other[[activity.assay]] <- .with_scale_data(.new_assay(counts, other_a, normalize = TRUE),
+                                                rownames(SeuratObject::Loadings(drs$other)))
     SeuratObject::DefaultAssay(drs$other) <- activity.assay
   }
   rna <- .store_reduction(rna, drs$rna, reduction.name)
