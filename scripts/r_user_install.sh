@@ -30,8 +30,14 @@ else
   tarball=$(ls "$work"/biclum_*.tar.gz)
 fi
 cp "$tarball" "$work/user/"
-base_python=$(python3 -c 'import os, sys; print(os.path.realpath(sys.base_prefix))')/bin/python3
-"$base_python" -m venv "$work/python"  # the plain python3 the user has: venv and pip, no packages
+# the plain python3 the user has, with venv and pip and no packages: a fresh venv of the system's python3 where it
+# can make one (Debian's python3 with python3-venv), else of the real interpreter behind python3 on the PATH
+base_python=/usr/bin/python3
+if ! { [ -x "$base_python" ] && "$base_python" -m venv "$work/python" 2>/dev/null; }; then
+  rm -rf "$work/python"
+  base_python=$(python3 -c 'import os, sys; print(os.path.realpath(sys.base_prefix))')/bin/python3
+  "$base_python" -m venv "$work/python"
+fi
 
 # the user's environment: nothing of this machine's Python set-up, nothing of the checkout
 user_env=(env -u RETICULATE_PYTHON -u RETICULATE_PYTHON_ENV -u PYTHONPATH -u VIRTUAL_ENV
