@@ -288,7 +288,8 @@ biclum_available <- function(initialize = TRUE) {
 #' @param envname Name (or path) of the virtualenv; default `"r-biclum"` (option `biclum.envname`).
 #' @param package `NULL` (default): the Python package this R package carries. Otherwise a pip requirement for it,
 #'   e.g. the path of a biclum checkout (the directory holding `pyproject.toml`).
-#' @param python The Python interpreter the virtualenv is created from (default: reticulate's choice).
+#' @param python The Python interpreter the virtualenv is created from (default: the one behind `python3` on the
+#'   `PATH` when it has `venv` and `ensurepip`, else reticulate's choice).
 #' @param extra_packages Further pip requirements (e.g. `"umap-learn"`).
 #' @param method `"auto"`, `"virtualenv"` or `"py_require"` (reticulate >= 1.41), see Details.
 #' @param dry_run If `TRUE`, install nothing and return the requirements that would be installed.
@@ -335,7 +336,9 @@ biclum_install <- function(envname = .biclum_venv(), package = NULL, python = NU
   }
   if (!is.na(src)) .stage_python(src, staged)
   on.exit(if (!is.na(src)) unlink(staged, recursive = TRUE), add = TRUE)
-  if (!reticulate::virtualenv_exists(envname)) reticulate::virtualenv_create(envname, python = python)
+  if (!reticulate::virtualenv_exists(envname)) {
+    reticulate::virtualenv_create(envname, python = python %||% .venv_starter())
+  }
   reticulate::virtualenv_install(envname, packages = as.vector(reqs), ignore_installed = FALSE, ...)
   venv_python <- reticulate::virtualenv_python(envname)
   want <- as.character(utils::packageVersion("biclum"))
@@ -347,6 +350,19 @@ biclum_install <- function(envname = .biclum_venv(), package = NULL, python = NU
           "dependencies (", paste(reqs[-1], collapse = ", "), ") into the virtualenv '", envname, "'. Restart R; ",
           "biclum will then use ", venv_python, ".")
   invisible(reqs)
+}
+
+# The interpreter behind python3 (else python) on the PATH, when it can make a virtualenv with pip (venv and
+# ensurepip); NULL: reticulate's choice (which may be another Python, e.g. a system python3 without venv).
+.venv_starter <- function() {
+  code <- "import os, sys, venv, ensurepip; print(os.path.join(sys.base_prefix, 'bin', 'python%d.%d' % sys.version_info[:2]))"
+  for (py in unique(Sys.which(c("python3", "python")))) {
+    if (!nzchar(py)) next
+    out <- suppressWarnings(tryCatch(system2(py, c("-c", shQuote(code)), stdout = TRUE, stderr = FALSE),
+                                     error = function(e) character()))
+    if (length(out) && is.null(attr(out, "status")) && file.exists(out[length(out)])) return(out[length(out)])
+  }
+  NULL
 }
 
 .venv_biclum_version <- function(python) {
