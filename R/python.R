@@ -372,3 +372,19 @@ biclum_install <- function(envname = .biclum_venv(), package = NULL, python = NU
     error = function(e) character()))
   if (length(out)) out[length(out)] else NA_character_
 }
+
+# When the package loads: if the r-biclum virtualenv of biclum_install() exists and the user has chosen no Python
+# (no RETICULATE_PYTHON / RETICULATE_PYTHON_ENV, no use_python() & co., Python not started), suggest it to
+# reticulate (required = FALSE, so any choice of the user still wins), so that code calling reticulate before biclum
+# (e.g. reticulate::import("anndata")) starts the same Python; reticulate >= 1.41 would otherwise provision its own.
+# Cheap: no Python process is started.
+.onLoad <- function(libname, pkgname) {
+  if (nzchar(Sys.getenv("RETICULATE_PYTHON")) || nzchar(Sys.getenv("RETICULATE_PYTHON_ENV"))) return(invisible())
+  try(silent = TRUE, {
+    if (!reticulate::py_available(initialize = FALSE) && !.user_chose_python() &&
+        reticulate::virtualenv_exists(.biclum_venv())) {
+      reticulate::use_virtualenv(.biclum_venv(), required = FALSE)
+    }
+  })
+  invisible()
+}
