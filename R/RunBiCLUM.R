@@ -27,12 +27,14 @@
 #' space): peak coordinates come from a Signac `ChromatinAssay`'s ranges or from peak names `chrN-start-end`
 #' (also `chrN:start-end`, `chrN_start_end`), and the gene annotation from `annotation` or, when `annotation`
 #' is `NULL`, the `ChromatinAssay`'s annotation. `RunBiCLUM.Seurat()` stores those gene activities as an
-#' assay of the ATAC object (`activity.assay`, default `"BiclumActivity"`: raw gene-activity counts, and
-#' log-normalised values, counts per 10,000 and `log1p`, in `data`) and makes it the assay of the ATAC
-#' reduction, so that Seurat's functions find the genes of the loadings: `Seurat::VizDimLoadings()`
-#' directly, `Seurat::DimHeatmap()` and `Seurat::ProjectDim()` on that assay once scaled, e.g.
-#' `DefaultAssay(atac) <- "BiclumActivity"; atac <- ScaleData(atac); DimHeatmap(atac, reduction = "biclum")`
-#' (this is the convention of Signac's `GeneActivity()` assays). The peak assay stays the default assay.
+#' assay of the ATAC object (`activity.assay`, default `"BiclumActivity"`: raw gene-activity counts;
+#' log-normalised values, counts per 10,000 and `log1p`, in `data`; and, for the genes of the loadings, those values
+#' centred and scaled per gene and clipped at 10 in `scale.data`, as `Seurat::ScaleData()` makes them) and makes it
+#' the assay of the ATAC reduction, so that Seurat's functions find the genes of the loadings as after
+#' `Seurat::RunPCA()`: `Seurat::VizDimLoadings()` directly, `Seurat::DimHeatmap()` with
+#' `assays = "BiclumActivity"` (it reads the default assay otherwise), `Seurat::ProjectDim()` after
+#' `DefaultAssay(atac) <- "BiclumActivity"` (this is the convention of Signac's `GeneActivity()` assays). The peak
+#' assay stays the default assay.
 #'
 #' **Dropped cells.** Cells the Python core drops (e.g. with zero counts; it warns) get no embedding: the
 #' `DimReduc` holds the embedded cells and `RunBiCLUM.Seurat()` returns the objects without the dropped cells,
@@ -189,7 +191,8 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   if (activity) {
     counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
                                .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))
-    other[[activity.assay]] <- .new_assay(counts, other_a, normalize = TRUE)
+    other[[activity.assay]] <- .with_scale_data(.new_assay(counts, other_a, normalize = TRUE),
+                                                rownames(SeuratObject::Loadings(drs$other)))
     SeuratObject::DefaultAssay(drs$other) <- activity.assay
   }
   rna <- .store_reduction(rna, drs$rna, reduction.name)

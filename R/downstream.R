@@ -485,8 +485,32 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
   if (is.null(counts)) return(SeuratObject::CreateAssayObject(data = data))
   a <- SeuratObject::CreateAssayObject(counts = counts)
   if (!normalize) return(a)
-  if (.seurat_v5()) SeuratObject::SetAssayData(a, layer = "data", new.data = data)
-  else SeuratObject::SetAssayData(a, slot = "data", new.data = data)
+  .set_assay_layer(a, "data", data)
+}
+
+# An assay's layer (v5) or slot (v4) set to `m`.
+.set_assay_layer <- function(a, layer, m) {
+  if (inherits(a, "StdAssay")) return(.so_fun("LayerData<-")(a, layer = layer, value = m))
+  if (.seurat_v5()) SeuratObject::SetAssayData(a, layer = layer, new.data = m)
+  else SeuratObject::SetAssayData(a, slot = layer, new.data = m)
+}
+
+# `a` with scale.data for `genes`: their log-normalised values (data) centred and scaled per gene, clipped at 10, as
+# Seurat::ScaleData() does; Seurat::DimHeatmap() and ProjectDim() find the genes of the loadings there, as after
+# RunPCA(). Dense, genes x cells, like ScaleData's.
+.with_scale_data <- function(a, genes) {
+  data <- if (inherits(a, "StdAssay")) .so_fun("LayerData")(a, layer = "data")
+          else if (.seurat_v5()) SeuratObject::GetAssayData(a, layer = "data")
+          else SeuratObject::GetAssayData(a, slot = "data")
+  genes <- intersect(genes, rownames(data))
+  if (!length(genes) || ncol(data) < 2) return(a)
+  m <- as.matrix(data[genes, , drop = FALSE])
+  mu <- rowMeans(m)
+  s <- sqrt(rowSums((m - mu)^2) / (ncol(m) - 1))
+  s[!is.finite(s) | s == 0] <- 1
+  z <- (m - mu) / s
+  z[z > 10] <- 10
+  .set_assay_layer(a, "scale.data", z)
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -34,14 +34,17 @@
 
 .fix_text <- function() {
   paste0(
-    "To fix: run biclum::biclum_install() and restart R, or choose a Python environment where the biclum ",
-    "Python package is installed (pip install biclum, or pip install -e <repo> from a source checkout) before ",
-    "biclum first uses Python: reticulate::use_virtualenv(\"<env>\"), or the environment variable ",
-    "RETICULATE_PYTHON (an interpreter) or RETICULATE_PYTHON_ENV (an environment)",
+    "To fix: run biclum::biclum_install() and restart R (it installs the biclum Python package that this R ",
+    "package carries, into a virtualenv), or choose a Python environment where the biclum Python package of the ",
+    "same version is installed (pip install ", .bundled_python() %|NA|% "<the biclum checkout>", ") before biclum ",
+    "first uses Python: reticulate::use_virtualenv(\"<env>\"), or the environment variable RETICULATE_PYTHON (an ",
+    "interpreter) or RETICULATE_PYTHON_ENV (an environment)",
     if (utils::packageVersion("reticulate") < "1.36") {
       paste0("; with reticulate ", utils::packageVersion("reticulate"), " that environment needs NumPy < 2")
     } else "", ".")
 }
+
+`%|NA|%` <- function(a, b) if (is.na(a)) b else a
 
 .python_error <- function(msg, class = "biclum_python_missing") {
   structure(class = c(class, "biclum_error", "error", "condition"),
@@ -81,9 +84,8 @@
       return(NULL)
     }
   }
-  if ("py_require" %in% getNamespaceExports("reticulate")) {
-    getExportedValue("reticulate", "py_require")(as.vector(biclum_install(dry_run = TRUE)))
-  }
+  reqs <- biclum_install(dry_run = TRUE)
+  if (identical(attr(reqs, "method"), "py_require")) .declare_requirements(reqs)
   NULL
 }
 
@@ -180,6 +182,7 @@ biclum_available <- function(initialize = TRUE) {
       utils::packageVersion("reticulate"), " cannot use (it needs NumPy < 2, or reticulate >= 1.36). ",
       .fix_text()), class = "biclum_python_wrong"))
   }
+  .check_python_version(.python_biclum_version(), as.character(utils::packageVersion("biclum")))
   bridge <- tryCatch(reticulate::import("biclum.bridge", convert = FALSE),
                      error = function(e) e)
   if (inherits(bridge, "error")) {
@@ -188,11 +191,6 @@ biclum_available <- function(initialize = TRUE) {
       ", cannot import biclum.bridge: ", .py_msg(bridge), ". ", .fix_text())))
   }
   info <- .py_deep(bridge$runtime_info())
-  r_version <- as.character(utils::packageVersion("biclum"))
-  if (!identical(info$biclum, r_version)) {
-    warning("the biclum Python package is version ", info$biclum, " but the R package is ", r_version,
-            "; install matching versions (", info$python, ")", call. = FALSE)
-  }
   .biclum_env$info <- info
   .biclum_env$bridge <- bridge
   bridge
@@ -207,50 +205,186 @@ biclum_available <- function(initialize = TRUE) {
   trimws(msg)
 }
 
+# The version of the biclum Python package the started interpreter imports (NA when it cannot import biclum: the
+# import of biclum.bridge then fails with its own message).
+.python_biclum_version <- function() {
+  tryCatch(as.character(reticulate::py_to_r(reticulate::py_eval("__import__('biclum').__version__", convert = FALSE))),
+           error = function(e) NA_character_)
+}
+
+# The R and Python halves must be the same version: otherwise one paragraph naming both versions and the fix.
+.check_python_version <- function(py_version, r_version) {
+  if (is.na(py_version) || identical(py_version, r_version)) return(invisible(TRUE))
+  stop(.python_error(paste0(
+    "The biclum Python package in ", .interpreter_text(), " is version ", py_version, ", but the R package biclum ",
+    "is version ", r_version, "; the two halves must be the same version. To fix: run biclum::biclum_install() ",
+    "(it installs the Python package ", r_version, " that this R package carries into the virtualenv '",
+    .biclum_venv(), "') and restart R; or, to keep the environment you chose, install that copy into it: ",
+    "pip install ", .bundled_python() %|NA|% "<the biclum checkout>", "."),
+    class = c("biclum_python_version", "biclum_python_wrong")))
+}
+
+# The biclum Python package that this R package carries: the directory (holding pyproject.toml) that `configure`
+# bundled as inst/python, or under devtools::load_all() the checkout itself; NA when there is none.
+.bundled_python <- function() {
+  root <- system.file(package = "biclum")
+  cands <- c(system.file("python", package = "biclum"), if (nzchar(root)) root)
+  for (d in cands[nzchar(cands)]) {
+    if (file.exists(file.path(d, "pyproject.toml")) && file.exists(file.path(d, "python", "biclum", "__init__.py"))) {
+      return(normalizePath(d))
+    }
+  }
+  NA_character_
+}
+
+# reticulate's uv, if one is there already (py_require() would otherwise download it, which fails offline).
+.uv_available <- function() {
+  uv <- tryCatch(utils::getFromNamespace("uv_binary", "reticulate")(bootstrap_install = FALSE),
+                 error = function(e) NULL)
+  !is.null(uv) && nzchar(uv[1]) && file.exists(uv[1])
+}
+
+# A writable copy of the bundled Python package (pip and uv build in the source directory, and the R library may
+# be read-only): fresh in `dir` (default: a new temporary directory).
+.stage_python <- function(src, dir = tempfile("biclum-python-")) {
+  unlink(dir, recursive = TRUE)
+  dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+  for (f in list.files(src, all.files = TRUE, no.. = TRUE)) {
+    file.copy(file.path(src, f), dir, recursive = TRUE, copy.mode = FALSE)
+  }
+  normalizePath(dir)
+}
+
+# py_require() the requirements, with the bundled package (attribute "source") staged in a fixed user directory
+# (the same requirement string in every session, so reticulate reuses its cached environment).
+.declare_requirements <- function(reqs) {
+  src <- attr(reqs, "source")
+  if (!is.null(src)) {
+    dir <- attr(reqs, "staged")
+    if (!file.exists(file.path(dir, "pyproject.toml"))) .stage_python(src, dir)
+  }
+  getExportedValue("reticulate", "py_require")(as.vector(reqs))
+}
+
 #' Install the biclum Python package for use from R
 #'
-#' Creates (or updates) a Python virtual environment with the biclum Python package and the versions
-#' that suit the installed reticulate: NumPy < 2 for reticulate < 1.36. With reticulate versions that
-#' have `py_require()` (>= 1.41) and `method = "auto"`, the requirements are declared with
-#' `reticulate::py_require()` instead, and reticulate provisions them when Python starts.
+#' Installs the Python half of biclum: the biclum Python package that this R package carries (the same version,
+#' bundled when the R package was installed; see `system.file("python", package = "biclum")`), with its
+#' dependencies from the Python package index (the CPU build of torch pinned by `torch`; NumPy < 2 for reticulate
+#' < 1.36). It needs a Python 3 (>= 3.9) with `venv` and `pip`, and the package index; no biclum checkout.
 #'
-#' After installing into a virtualenv, restart R: biclum suggests the `envname` virtualenv to reticulate by
-#' itself, unless you chose another environment (`reticulate::use_virtualenv()`, `RETICULATE_PYTHON`, ...).
+#' With `method = "virtualenv"` (the default where reticulate has no `uv` yet, e.g. offline, and for reticulate <
+#' 1.41) the packages go into the virtualenv `envname` (created with `reticulate::virtualenv_create()`, in
+#' `RETICULATE_VIRTUALENV_ROOT` or `WORKON_HOME`, default `~/.virtualenvs`). Restart R afterwards: biclum then
+#' suggests that virtualenv to reticulate by itself, unless you chose another environment
+#' (`reticulate::use_virtualenv()`, `RETICULATE_PYTHON`, ...). With `method = "py_require"` (the default for
+#' reticulate >= 1.41 when its `uv` is installed) the requirements, the bundled package as a local path among them,
+#' are declared with `reticulate::py_require()`, and reticulate provisions them when Python starts (biclum declares
+#' them again in each new R session).
+#'
+#' When the Python package that R finds has another version than the R package, biclum stops with a message naming
+#' both versions; running `biclum_install()` again (and restarting R) fixes it.
 #'
 #' @param envname Name (or path) of the virtualenv; default `"r-biclum"` (option `biclum.envname`).
-#' @param package The pip requirement for the Python package: `"biclum"` from an index, or the path to a
-#'   source checkout (the directory holding `pyproject.toml`).
-#' @param python The Python interpreter the virtualenv is created from (default: reticulate's choice).
+#' @param package `NULL` (default): the Python package this R package carries. Otherwise a pip requirement for it,
+#'   e.g. the path of a biclum checkout (the directory holding `pyproject.toml`).
+#' @param python The Python interpreter the virtualenv is created from (default: the one behind `python3` on the
+#'   `PATH` when it has `venv` and `ensurepip`, else reticulate's choice).
 #' @param extra_packages Further pip requirements (e.g. `"umap-learn"`).
-#' @param method `"auto"` (use `py_require()` where reticulate has it, else a virtualenv) or
-#'   `"virtualenv"`.
+#' @param method `"auto"`, `"virtualenv"` or `"py_require"` (reticulate >= 1.41), see Details.
 #' @param dry_run If `TRUE`, install nothing and return the requirements that would be installed.
+#' @param torch The pip requirement for torch: the CPU build that biclum is tested with (`NULL`: let pip choose).
 #' @param ... Passed to `reticulate::virtualenv_install()`.
 #' @return Invisibly, the pip requirements (character vector), with attribute `"method"`.
 #' @examples
 #' biclum_install(dry_run = TRUE)
 #' @export
-biclum_install <- function(envname = .biclum_venv(), package = "biclum", python = NULL,
-                           extra_packages = NULL, method = c("auto", "virtualenv"), dry_run = FALSE, ...) {
+biclum_install <- function(envname = .biclum_venv(), package = NULL, python = NULL, extra_packages = NULL,
+                           method = c("auto", "virtualenv", "py_require"), dry_run = FALSE,
+                           torch = "torch==2.13.0", ...) {
   method <- match.arg(method)
-  reqs <- c(package, extra_packages)
-  if (utils::packageVersion("reticulate") < "1.36") reqs <- c(reqs, "numpy<2")
   has_require <- "py_require" %in% getNamespaceExports("reticulate")
-  how <- if (method == "auto" && has_require) "py_require" else "virtualenv"
+  if (method == "py_require" && !has_require) {
+    stop(.python_error(paste0("method = \"py_require\" needs reticulate >= 1.41 (this is reticulate ",
+                              utils::packageVersion("reticulate"), "); use method = \"virtualenv\"."),
+                       "biclum_bad_argument"))
+  }
+  how <- if (method == "auto") (if (has_require && .uv_available()) "py_require" else "virtualenv") else method
+  src <- if (is.null(package)) .bundled_python() else NA_character_
+  if (is.null(package) && is.na(src)) {
+    stop(.python_error(paste0(
+      "This installation of the R package biclum carries no Python package (no python/ in ",
+      system.file(package = "biclum"), "): it was installed without its `configure` step. Reinstall it from the ",
+      "tarball of R CMD build (or remotes::install_github()), or give the path of a biclum checkout as package =."),
+      "biclum_python_missing"))
+  }
+  staged <- if (how == "py_require") file.path(tools::R_user_dir("biclum", "cache"),
+                                               paste0("python-", utils::packageVersion("biclum")))
+            else tempfile("biclum-python-")
+  first <- if (is.na(src)) package else if (how == "py_require") paste0("biclum @ file://", staged) else staged
+  reqs <- c(first, torch, extra_packages)
+  if (utils::packageVersion("reticulate") < "1.36") reqs <- c(reqs, "numpy<2")
   reqs <- structure(reqs, method = how)
+  if (!is.na(src)) attr(reqs, "source") <- src
+  if (!is.na(src)) attr(reqs, "staged") <- staged
   if (dry_run) return(reqs)
   if (how == "py_require") {
-    py_require <- getExportedValue("reticulate", "py_require")
-    py_require(as.vector(reqs))
-    message("biclum: Python requirements declared with reticulate::py_require(): ",
-            paste(reqs, collapse = ", "))
+    if (!is.na(src)) .stage_python(src, staged)
+    .declare_requirements(reqs)
+    message("biclum: Python requirements declared with reticulate::py_require(): ", paste(reqs, collapse = ", "))
     return(invisible(reqs))
   }
+  if (!is.na(src)) .stage_python(src, staged)
+  on.exit(if (!is.na(src)) unlink(staged, recursive = TRUE), add = TRUE)
   if (!reticulate::virtualenv_exists(envname)) {
-    reticulate::virtualenv_create(envname, python = python)
+    reticulate::virtualenv_create(envname, python = python %||% .venv_starter())
   }
   reticulate::virtualenv_install(envname, packages = as.vector(reqs), ignore_installed = FALSE, ...)
-  message("biclum: installed ", paste(reqs, collapse = ", "), " into the virtualenv '", envname,
-          "'. Restart R; biclum will use ", reticulate::virtualenv_python(envname), ".")
+  venv_python <- reticulate::virtualenv_python(envname)
+  want <- as.character(utils::packageVersion("biclum"))
+  if (!is.na(src) && !identical(.venv_biclum_version(venv_python), want)) {
+    # pip keeps an installed biclum of the same version number; the bundled one replaces it
+    reticulate::virtualenv_install(envname, packages = staged, pip_options = c("--force-reinstall", "--no-deps"))
+  }
+  message("biclum: installed the biclum Python package ", .venv_biclum_version(venv_python), " and its ",
+          "dependencies (", paste(reqs[-1], collapse = ", "), ") into the virtualenv '", envname, "'. Restart R; ",
+          "biclum will then use ", venv_python, ".")
   invisible(reqs)
+}
+
+# The interpreter behind python3 (else python) on the PATH, when it can make a virtualenv with pip (venv and
+# ensurepip); NULL: reticulate's choice (which may be another Python, e.g. a system python3 without venv).
+.venv_starter <- function() {
+  code <- "import os, sys, venv, ensurepip; print(os.path.join(sys.base_prefix, 'bin', 'python%d.%d' % sys.version_info[:2]))"
+  for (py in unique(Sys.which(c("python3", "python")))) {
+    if (!nzchar(py)) next
+    out <- suppressWarnings(tryCatch(system2(py, c("-c", shQuote(code)), stdout = TRUE, stderr = FALSE),
+                                     error = function(e) character()))
+    if (length(out) && is.null(attr(out, "status")) && file.exists(out[length(out)])) return(out[length(out)])
+  }
+  NULL
+}
+
+.venv_biclum_version <- function(python) {
+  out <- suppressWarnings(tryCatch(
+    system2(python, c("-c", shQuote("import importlib.metadata as m; print(m.version('biclum'))")),
+            stdout = TRUE, stderr = FALSE),
+    error = function(e) character()))
+  if (length(out)) out[length(out)] else NA_character_
+}
+
+# When the package loads: if the r-biclum virtualenv of biclum_install() exists and the user has chosen no Python
+# (no RETICULATE_PYTHON / RETICULATE_PYTHON_ENV, no use_python() & co., Python not started), suggest it to
+# reticulate (required = FALSE, so any choice of the user still wins), so that code calling reticulate before biclum
+# (e.g. reticulate::import("anndata")) starts the same Python; reticulate >= 1.41 would otherwise provision its own.
+# Cheap: no Python process is started.
+.onLoad <- function(libname, pkgname) {
+  if (nzchar(Sys.getenv("RETICULATE_PYTHON")) || nzchar(Sys.getenv("RETICULATE_PYTHON_ENV"))) return(invisible())
+  try(silent = TRUE, {
+    if (!reticulate::py_available(initialize = FALSE) && !.user_chose_python() &&
+        reticulate::virtualenv_exists(.biclum_venv())) {
+      reticulate::use_virtualenv(.biclum_venv(), required = FALSE)
+    }
+  })
+  invisible()
 }

@@ -1,7 +1,8 @@
 """Input validation: one setup step that checks both modalities before anything is built.
 
-Every error names the object, the problem and the fix. Problems biclum can work around (cells with zero counts,
-fewer cells than the batch size) produce a ``BiclumWarning`` that says what was done; an ``.X`` that is not counts
+Every error names the object, the problem and the fix. Cells with zero counts, which biclum drops, produce a
+``BiclumWarning`` that says what was done; automatic choices that need nothing from the user (a batch size or k
+capped to the cells available) are logged; an ``.X`` that is not counts
 is replaced by ``layers["counts"]`` when that exists (``load_checked``, logged) and is an error otherwise.
 """
 from __future__ import annotations
@@ -244,10 +245,10 @@ def check_shared_genes(genes_rna, genes_other, minimum: int, other_name: str = "
 
 
 def cap_to_data(value: int, n_cells: int, what: str) -> int:
-    """Cap batch size / k to the number of cells, with a warning."""
+    """Cap batch size / k to the number of cells. An automatic choice that needs nothing from the user: logged
+    (INFO), not warned."""
     if value > n_cells:
-        warnings.warn(f"{what}={value} is larger than the {n_cells} cells available; using {n_cells}.",
-                      BiclumWarning, stacklevel=3)
+        logger.info("%s=%d is larger than the %d cells available; using %d", what, value, n_cells, n_cells)
         return n_cells
     return value
 

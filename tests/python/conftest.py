@@ -1,6 +1,7 @@
 """Shared pytest fixtures: the real datasets in ../shared/data and small simulated data."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,3 +21,13 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared datasets not found at {path} (set BICLUM_SHARED_DATA)")
     return path
+
+
+@pytest.fixture
+def biclum_log(caplog):
+    """caplog that sees biclum's log records (INFO and above; the package logger does not propagate otherwise)."""
+    logger = logging.getLogger("biclum")
+    logger.propagate = True
+    caplog.set_level(logging.INFO, logger="biclum")
+    yield caplog
+    logger.propagate = False

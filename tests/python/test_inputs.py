@@ -2,7 +2,6 @@
 answer to bad inputs (one paragraph on stderr, no traceback, non-zero exit)."""
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -28,15 +27,6 @@ SMALL = dict(n_top_genes=300, n_pcs=15, mnn_k=15, n_metacells=16, batch_size=64,
 @pytest.fixture(scope="module")
 def sim_protein():
     return simulate(200, modality="protein", seed=0)[:2]
-
-
-@pytest.fixture
-def biclum_log(caplog):
-    logger = logging.getLogger("biclum")
-    logger.propagate = True
-    caplog.set_level(logging.INFO, logger="biclum")
-    yield caplog
-    logger.propagate = False
 
 
 # ------------------------------------------------------------------------------------------------ antibody names

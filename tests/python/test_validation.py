@@ -85,16 +85,21 @@ def test_zero_count_genes_are_ignored(sim, caplog):
     assert any("features have zero counts in every cell; they are ignored" in rec.message for rec in caplog.records)
 
 
-def test_batch_larger_than_cells_is_capped():
-    with pytest.warns(BiclumWarning, match="batch_size=512 is larger than the 100 cells available; using 100"):
-        assert cap_to_data(512, 100, "batch_size") == 100
+def test_batch_larger_than_cells_is_capped(biclum_log, recwarn):
+    # an automatic choice: logged (INFO), not warned (warnings are for what a user must act on)
+    assert cap_to_data(512, 100, "batch_size") == 100
+    assert any("batch_size=512 is larger than the 100 cells available; using 100" in r.message
+               for r in biclum_log.records)
+    assert not [w for w in recwarn if issubclass(w.category, BiclumWarning)]
 
 
-def test_batch_capped_in_training(sim):
+def test_batch_capped_in_training(sim, biclum_log, recwarn):
     rna, atac, ann = sim
     model = biclum.BiCLUM(rna, atac, "atac", ann, **{**SMALL, "batch_size": 1000})
-    with pytest.warns(BiclumWarning, match=r"batch_size \(rna\)=1000 is larger than the 300 cells available"):
-        model.fit(1, progress=False)
+    model.fit(1, progress=False)
+    assert any("batch_size (rna)=1000 is larger than the 300 cells available" in r.message
+               for r in biclum_log.records)
+    assert not [w for w in recwarn if issubclass(w.category, BiclumWarning)]
 
 
 def test_string_matrix_refused(sim):

@@ -131,7 +131,7 @@ max_abs_diff <- function(a, b) {
 test_epochs <- function() as.integer(Sys.getenv("BICLUM_TEST_EPOCHS", "1"))
 # SNARE-seq (10k cells): larger batches (fewer steps per epoch), the same in R and Python.
 snare_batch <- 2048L
-# Simulated data (200 cells) and ECCITE (500 cells): batches no larger than the data (the core warns otherwise).
+# Simulated data (200 cells) and ECCITE (500 cells): batches no larger than the data (the core caps them otherwise).
 sim_batch <- 128L
 eccite_batch <- 256L
 

@@ -60,14 +60,49 @@ test_that("torch inside R keeps its own BLAS (imported with RTLD_DEEPBIND, not b
   expect_lt(max(abs(got - want)), 1e-4)
 })
 
-test_that("biclum_install() picks requirements that suit the installed reticulate", {
+test_that("biclum_install() installs the Python package this R package carries, with requirements that suit reticulate", {
   reqs <- biclum_install(dry_run = TRUE)
-  expect_true("biclum" %in% reqs)
+  src <- attr(reqs, "source")
+  expect_true(file.exists(file.path(src, "pyproject.toml")))
+  expect_true(file.exists(file.path(src, "python", "biclum", "__init__.py")))
+  # the bundled copy is the R package's version (configure refuses to bundle another)
+  toml <- readLines(file.path(src, "pyproject.toml"))
+  expect_true(paste0("version = \"", utils::packageVersion("biclum"), "\"") %in% toml)
+  expect_true("torch==2.13.0" %in% reqs)
   if (utils::packageVersion("reticulate") < "1.36") expect_true("numpy<2" %in% reqs)
-  has_require <- "py_require" %in% getNamespaceExports("reticulate")
-  expect_identical(attr(reqs, "method"), if (has_require) "py_require" else "virtualenv")
+  expect_true(attr(reqs, "method") %in% c("virtualenv", "py_require"))
+  if (!"py_require" %in% getNamespaceExports("reticulate")) expect_identical(attr(reqs, "method"), "virtualenv")
+  if (attr(reqs, "method") == "virtualenv") expect_identical(reqs[[1]], attr(reqs, "staged"))
+  else expect_identical(reqs[[1]], paste0("biclum @ file://", attr(reqs, "staged")))
   reqs <- biclum_install(package = "/src/biclum", extra_packages = "umap-learn", method = "virtualenv",
-                         dry_run = TRUE)
+                         torch = NULL, dry_run = TRUE)
   expect_identical(attr(reqs, "method"), "virtualenv")
-  expect_true(all(c("/src/biclum", "umap-learn") %in% reqs))
+  expect_identical(as.vector(reqs[1:2]), c("/src/biclum", "umap-learn"))
+  expect_null(attr(reqs, "source"))
+})
+
+test_that("a Python half of another version gives one paragraph naming both versions and the fix, no traceback", {
+  skip_on_os("windows")
+  skip_if_no_biclum_python()
+  python <- reticulate::py_config()$python
+  fake <- tempfile("fake-biclum-")
+  dir.create(file.path(fake, "biclum"), recursive = TRUE)
+  writeLines('__version__ = "0.0.1"', file.path(fake, "biclum", "__init__.py"))
+  on.exit(unlink(fake, recursive = TRUE), add = TRUE)
+  out <- run_fresh_r(paste0(
+    "m <- matrix(1, 2, 2); tryCatch(biclum::RunBiCLUM(m, m, modality = 'protein'), error = function(e) ",
+    "cat('CLASS:', class(e)[1], '\\nMSG:', gsub('\\n', '<NL>', conditionMessage(e)), '\\n'))"),
+    c(paste0("RETICULATE_PYTHON=", python), paste0("PYTHONPATH=", fake)))
+  expect_match(out, "CLASS: biclum_python_version", fixed = TRUE)
+  expect_match(out, "is version 0.0.1, but the R package biclum is version ", fixed = TRUE)
+  expect_match(out, as.character(utils::packageVersion("biclum")), fixed = TRUE)
+  expect_match(out, "run biclum::biclum_install()", fixed = TRUE)
+  expect_no_match(out, "<NL>", fixed = TRUE)  # one paragraph
+  expect_no_match(out, "Traceback", fixed = TRUE)
+  # biclum_available() says the same, without an error
+  out <- run_fresh_r(
+    "ok <- biclum::biclum_available(); cat('AVAILABLE:', ok, '\\nREASON:', attr(ok, 'reason'), '\\n')",
+    c(paste0("RETICULATE_PYTHON=", python), paste0("PYTHONPATH=", fake)))
+  expect_match(out, "AVAILABLE: FALSE", fixed = TRUE)
+  expect_match(out, "REASON: The biclum Python package in .* is version 0.0.1")
 })
