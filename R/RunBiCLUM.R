@@ -30,11 +30,14 @@
 #' assay of the ATAC object (`activity.assay`, default `"BiclumActivity"`: raw gene-activity counts;
 #' log-normalised values, counts per 10,000 and `log1p`, in `data`; and, for the genes of the loadings, those values
 #' centred and scaled per gene and clipped at 10 in `scale.data`, as `Seurat::ScaleData()` makes them) and makes it
-#' the assay of the ATAC reduction, so that Seurat's functions find the genes of the loadings as after
-#' `Seurat::RunPCA()`: `Seurat::VizDimLoadings()` directly, `Seurat::DimHeatmap()` with
-#' `assays = "BiclumActivity"` (it reads the default assay otherwise), `Seurat::ProjectDim()` after
-#' `DefaultAssay(atac) <- "BiclumActivity"` (this is the convention of Signac's `GeneActivity()` assays). The peak
-#' assay stays the default assay.
+#' the assay of the ATAC reduction and the default assay of the returned ATAC object (with one message), so that
+#' Seurat's functions find the genes of the loadings as after `Seurat::RunPCA()`: `Seurat::VizDimLoadings()`,
+#' `Seurat::DimHeatmap(atac, reduction = "biclum")`, `Seurat::ProjectDim()`. `DefaultAssay(atac) <- "peaks"` (the
+#' name of the peak assay) switches back. The peak assay is recorded in `Tool(atac, "RunBiCLUM")$other.assay`, and
+#' biclum's functions that read peaks ([GenePeakLinks()], [MatchedMetacells()], [BiCLUMGeneActivity()],
+#' [ProjectBiCLUM()], [seurat_to_anndata()] and a new `RunBiCLUM()` on the returned objects) read that assay when
+#' the default is the gene-activity assay; the gene-level ones ([FindBiCLUMMarkers()], [TFActivity()], ...) read
+#' the default assay, as Seurat's do.
 #'
 #' **Dropped cells.** Cells the Python core drops (e.g. with zero counts; it warns) get no embedding: the
 #' `DimReduc` holds the embedded cells and `RunBiCLUM.Seurat()` returns the objects without the dropped cells,
@@ -63,7 +66,8 @@
 #' @param gene_level `TRUE` when an ATAC matrix is already gene-level (e.g. gene activities): its
 #'   features are gene names and no coordinates are needed.
 #' @param rna.assay,other.assay Assay names: for Seurat objects the assays to use (default: the
-#'   default assays); for the matrix and assay methods the names recorded as the `DimReduc`s' assay.
+#'   default assays; for ATAC whose default is the gene-activity assay of an earlier `RunBiCLUM()`, the peak
+#'   assay it recorded); for the matrix and assay methods the names recorded as the `DimReduc`s' assay.
 #' @param layer Layer (v5) or slot (v4) holding the raw counts.
 #' @param join_layers For v5 assays whose counts are split into several layers: join them on a copy (`TRUE`,
 #'   default, with a message) or stop with an error (`FALSE`). Cells are never dropped silently.
@@ -173,7 +177,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   rna.assay <- rna.assay %||% SeuratObject::DefaultAssay(rna)
   if (is.null(other.assay)) {
     other.assay <- if (modality == "protein" && "ADT" %in% SeuratObject::Assays(other)) "ADT"
-                   else SeuratObject::DefaultAssay(other)
+                   else .peak_or_default_assay(other)
   }
   activity <- modality == "atac" && !isTRUE(gene_level)
   if (activity) .check_new_assay(other, activity.assay, other.assay, overwrite)
@@ -194,6 +198,7 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
     other[[activity.assay]] <- .with_scale_data(.new_assay(counts, other_a, normalize = TRUE),
                                                 rownames(SeuratObject::Loadings(drs$other)))
     SeuratObject::DefaultAssay(drs$other) <- activity.assay
+    other <- .activity_as_default(other, activity.assay, other.assay, announce = !isTRUE(merge))
   }
   rna <- .store_reduction(rna, drs$rna, reduction.name)
   other <- .store_reduction(other, drs$other, reduction.name)
@@ -322,9 +327,25 @@ MergeBiCLUM <- function(rna, other, reduction = "biclum") {
 
 .check_new_assay <- function(x, name, source, overwrite) {
   if (identical(name, source)) {
-    stop(.input_error(paste0("activity.assay must differ from the peak assay '", source, "'."), "biclum_bad_argument"))
+    stop(.input_error(paste0("activity.assay must differ from the peak assay '", source, "'; give the assay of ",
+                             "peak counts as other.assay= (or another activity.assay=)."), "biclum_bad_argument"))
   }
   .replace_or_stop(name %in% SeuratObject::Assays(x), "other", "assay", name, overwrite, "activity.assay")
+}
+
+# The gene-activity assay becomes the ATAC object's default assay, as the PCA's assay is after Seurat::RunPCA(), so
+# that DimHeatmap(), ProjectDim() and FetchData() find the genes of the loadings; biclum's peak functions still read
+# the peak assay (.peak_or_default_assay). One message says so and how to switch back.
+.activity_as_default <- function(x, activity.assay, peak.assay, announce = TRUE) {
+  if (identical(SeuratObject::DefaultAssay(x), activity.assay)) return(x) # a second RunBiCLUM: nothing changes
+  SeuratObject::DefaultAssay(x) <- activity.assay
+  if (announce) {
+    .emit(paste0("biclum: the default assay of the ATAC object is now '", activity.assay, "' (the gene activities of ",
+                 "the loadings, as after RunPCA); DefaultAssay(atac) <- \"", peak.assay, "\" switches back. ",
+                 "GenePeakLinks(), BiCLUMGeneActivity() and RunBiCLUM() read the peaks from '", peak.assay,
+                 "' either way."), "biclum_default_assay")
+  }
+  x
 }
 
 .replace_or_stop <- function(exists, what, kind, name, overwrite, arg) {

@@ -15,6 +15,20 @@
             list(message = msg, call = NULL))
 }
 
+# The assay biclum reads by default: the default assay, except when that is the gene-activity assay RunBiCLUM()
+# added to this object (RunBiCLUM makes it the default, so that Seurat's functions find the genes of the ATAC
+# loadings, as after RunPCA): then the peak assay it was made from, recorded in Tool(x, "RunBiCLUM").
+.peak_or_default_assay <- function(x) {
+  assay <- SeuratObject::DefaultAssay(x)
+  tool <- SeuratObject::Tool(x, slot = "RunBiCLUM")
+  peaks <- tool$other.assay
+  if (identical(assay, tool$activity.assay) && is.character(peaks) && length(peaks) == 1 &&
+      peaks %in% SeuratObject::Assays(x)) {
+    return(peaks)
+  }
+  assay
+}
+
 .get_assay <- function(object, assay, what) {
   assays <- SeuratObject::Assays(object)
   if (length(assay) != 1 || !assay %in% assays) {

@@ -191,7 +191,8 @@
 #'   `chrom`/`start`/`end` when present).
 #'
 #' @param object A Seurat object.
-#' @param assay Seurat: the assay (default: the default assay). SCE: the name of the assay holding the
+#' @param assay Seurat: the assay (default: the default assay, or the peak assay when that is the
+#'   gene-activity assay [RunBiCLUM()] made the default). SCE: the name of the assay holding the
 #'   counts (default `"counts"`).
 #' @param layer Seurat: the layer (v5) or slot (v4) to export (default `"counts"`); with v5 assays whose
 #'   layer is split (e.g. `counts.1`, `counts.2`) the split layers are joined on a copy (with a message)
@@ -219,7 +220,7 @@ NULL
 #' @export
 seurat_to_anndata <- function(object, assay = NULL, layer = "counts", join_layers = TRUE) {
   .check_seurat(object, "object")
-  assay <- assay %||% SeuratObject::DefaultAssay(object)
+  assay <- assay %||% .peak_or_default_assay(object)
   a <- .get_assay(object, assay, "object")
   m <- .assay_matrix(a, layer = layer, join_layers = join_layers, what = paste0("object[[\"", assay, "\"]]"))
   var <- .assay_coords(a, rownames(m))

@@ -14,8 +14,10 @@
   }
 }
 
-.ds_assay <- function(object, assay, what, arg) {
-  assay <- assay %||% SeuratObject::DefaultAssay(object)
+# The assay named, or by default the default assay; for functions that read peaks (peaks = TRUE), the peak assay
+# when the default is the gene-activity assay RunBiCLUM() made the default.
+.ds_assay <- function(object, assay, what, arg, peaks = FALSE) {
+  assay <- assay %||% if (peaks) .peak_or_default_assay(object) else SeuratObject::DefaultAssay(object)
   assays <- SeuratObject::Assays(object)
   if (!is.character(assay) || length(assay) != 1 || !assay %in% assays) {
     stop(.input_error(paste0(what, ": the Seurat object has no assay '", paste(assay, collapse = ","),
@@ -267,7 +269,8 @@ TransferLabels <- function(query, reference, label, reduction = "biclum", refere
 #' @rdname biclum-matching
 #' @param rna,other Seurat objects of the two modalities with the joint embedding and the values to
 #'   aggregate (`other` may be in peak space).
-#' @param rna.assay,other.assay Assays holding the values (default: the default assays).
+#' @param rna.assay,other.assay Assays holding the values (default: the default assays; for an ATAC `other`
+#'   whose default is the gene-activity assay of [RunBiCLUM()], its peak assay).
 #' @param layer Layer (v5) or slot (v4) of the values; raw counts are best.
 #' @param n_metacells Number of metacells (`NULL`: `min(500, max(2, n %/% 20))`, `n` the smaller cell count).
 #' @param normalize `"auto"` (raw counts are summed and log-normalised; other data are averaged),
@@ -299,7 +302,7 @@ MatchedMetacells <- function(rna, other, reduction = "biclum", other.reduction =
   .ds_check_seurat(rna, "rna")
   .ds_check_seurat(other, other.what)
   rna.assay <- .ds_assay(rna, rna.assay, "rna", "rna.assay")
-  other.assay <- .ds_assay(other, other.assay, other.what, paste0(other.what, ".assay"))
+  other.assay <- .ds_assay(other, other.assay, other.what, paste0(other.what, ".assay"), peaks = TRUE)
   e_rna <- .ds_reduction(rna, reduction, "rna", "reduction")
   e_oth <- .ds_reduction(other, other.reduction, other.what, paste0(other.what, ".reduction"))
   k_rna <- .ds_keep_cells(e_rna, "rna")
@@ -334,7 +337,8 @@ MatchedMetacells <- function(rna, other, reduction = "biclum", other.reduction =
 #'   `chrom`, `start`, `end`, `strand`; 1-based) or the path of such a table; `NULL`: the annotation of a
 #'   Signac `ChromatinAssay`. Read in Python as by [RunBiCLUM()].
 #' @param reduction,atac.reduction Names of the joint embedding in `rna` and `atac`.
-#' @param rna.assay,atac.assay Assays of RNA counts and of peak counts (default: the default assays).
+#' @param rna.assay,atac.assay Assays of RNA counts and of peak counts (default: the default assays; for `atac`,
+#'   its peak assay when the default is the gene-activity assay of [RunBiCLUM()]).
 #' @param layer Layer (v5) or slot (v4) of raw counts.
 #' @param window Maximum distance (bp) between a peak centre and the TSS for a nearby pair.
 #' @param method `"pearson"` or `"spearman"`.
@@ -416,7 +420,8 @@ GenePeakLinks <- function(rna, atac, annotation = NULL, reduction = "biclum", at
 #' @param atac A Seurat object with peak counts (peaks named `chrN-start-end` or a Signac
 #'   `ChromatinAssay` with ranges).
 #' @param annotation Gene annotation (see [GenePeakLinks()]); `NULL`: that of a Signac `ChromatinAssay`.
-#' @param assay Assay of peak counts (default: the default assay).
+#' @param assay Assay of peak counts (default: the default assay, or the peak assay when that is the
+#'   gene-activity assay [RunBiCLUM()] made the default).
 #' @param layer Layer (v5) or slot (v4) of the peak counts.
 #' @param new.assay.name Name of the new assay.
 #' @param mode `"gene_body"`, `"promoter"` or `"distance_weighted"`.
@@ -430,7 +435,7 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
                                upstream = 2000L, downstream = 0L, verbose = FALSE, ...) {
   .ds_check_seurat(atac, "atac")
   mode <- .ds_choice(mode, c("gene_body", "promoter", "distance_weighted"), "mode")
-  assay <- .ds_assay(atac, assay, "atac", "assay")
+  assay <- .ds_assay(atac, assay, "atac", "assay", peaks = TRUE)
   if (new.assay.name %in% SeuratObject::Assays(atac)) {
     stop(.input_error(paste0("atac: the Seurat object already has an assay '", new.assay.name, "'; choose another ",
                              "new.assay.name."), "biclum_assay_exists"))

@@ -17,7 +17,8 @@
 #'   counts.
 #' @param model_dir The directory of a saved model (`model_dir` of [RunBiCLUM()] / [runBiCLUM()]).
 #' @param modality `"rna"`, or the model's other modality (`"atac"` or `"protein"`).
-#' @param assay Seurat: the assay of raw counts (default: the default assay). SCE: the assay name
+#' @param assay Seurat: the assay of raw counts (default: the default assay, or the peak assay when that is
+#'   the gene-activity assay [RunBiCLUM()] made the default). SCE: the assay name
 #'   (default `"counts"`).
 #' @param layer Layer (v5; split layers are joined on a copy) or slot (v4) of the raw counts.
 #' @param annotation ATAC: a gene annotation (as in [RunBiCLUM()]) to use instead of the one kept in the model.
@@ -68,7 +69,7 @@ ProjectBiCLUM.Seurat <- function(query, model_dir, modality = c("rna", "atac", "
                                  layer = "counts", annotation = NULL, gene_level = FALSE, batch = NULL,
                                  reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE, verbose = FALSE, ...) {
   .check_new_reduction(query, reduction.name, "query", overwrite)
-  assay <- assay %||% SeuratObject::DefaultAssay(query)
+  assay <- assay %||% .peak_or_default_assay(query)
   a <- .get_assay(query, assay, "query")
   m <- .assay_matrix(a, layer = layer, what = "query assay")
   atac <- identical(modality[1], "atac")

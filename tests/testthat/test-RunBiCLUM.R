@@ -25,7 +25,11 @@ test_that("RunBiCLUM.Seurat returns both objects with a complete 'biclum' DimRed
   expect_identical(SeuratObject::DefaultAssay(res$rna[["biclum"]]), "RNA")
   # the ATAC loadings are genes: the reduction's assay is the gene-activity assay RunBiCLUM added
   expect_identical(SeuratObject::DefaultAssay(res$other[["biclum"]]), "BiclumActivity")
-  expect_identical(SeuratObject::DefaultAssay(res$other), "peaks")
+  # ... and the default assay of the ATAC object (as after RunPCA), with one message; the peak assay is recorded
+  expect_identical(SeuratObject::DefaultAssay(res$other), "BiclumActivity")
+  expect_identical(SeuratObject::DefaultAssay(res$rna), "RNA")
+  expect_identical(SeuratObject::Tool(res$other, slot = "RunBiCLUM")$other.assay, "peaks")
+  expect_identical(sum(grepl("^biclum_default_assay .*DefaultAssay\\(atac\\) <- \"peaks\"", sim_fit()$messages)), 1L)
   expect_true(all(rownames(SeuratObject::Loadings(res$other[["biclum"]])) %in% rownames(res$other[["BiclumActivity"]])))
   expect_true(is.logical(res$rna$biclum_has_mnn_partner) && !anyNA(res$rna$biclum_has_mnn_partner))
   expect_true(is.logical(res$other$biclum_has_mnn_partner))

@@ -62,8 +62,12 @@ test_that("split layers, RunBiCLUM twice, Seurat's functions, every wrapper, pro
   expect_identical(SeuratObject::Key(res$rna[["biclum"]]), "BICLUM_")
 
   # a second RunBiCLUM: replaces "biclum" with a message; another name gets its own key
-  res <- fit(res$rna, res$other)
+  expect_identical(SeuratObject::DefaultAssay(res$other), "BiclumActivity") # as after RunPCA, with a message
+  res <- fit(res$rna, res$other) # reads the peak assay RunBiCLUM recorded, not the default gene activities
   expect_true(any(grepl("replacing its reduction 'biclum'", log$messages)))
+  expect_true(any(grepl("replacing its assay 'BiclumActivity'", log$messages)))
+  expect_identical(SeuratObject::Tool(res$other, slot = "RunBiCLUM")$other.assay, "peaks")
+  expect_identical(SeuratObject::DefaultAssay(res$other), "BiclumActivity")
   res2 <- fit(res$rna, res$other, reduction.name = "biclum2")
   expect_setequal(SeuratObject::Reductions(res2$rna), c("biclum", "biclum2"))
   expect_identical(SeuratObject::Key(res2$other[["biclum2"]]), "BICLUM2_")
@@ -74,7 +78,7 @@ test_that("split layers, RunBiCLUM twice, Seurat's functions, every wrapper, pro
                                        verbose = FALSE))
   atac <- res$other
   expect_identical(SeuratObject::DefaultAssay(atac[["biclum"]]), "BiclumActivity")
-  SeuratObject::DefaultAssay(atac) <- "BiclumActivity" # the gene-level view of the ATAC cells
+  expect_identical(SeuratObject::DefaultAssay(atac), "BiclumActivity") # the gene-level view of the ATAC cells
   atac <- logged(log, Seurat::ScaleData(atac, features = rownames(SeuratObject::Loadings(atac[["biclum"]])),
                                         verbose = FALSE))
   for (obj in list(rna, atac)) {
