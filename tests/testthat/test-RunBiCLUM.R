@@ -47,6 +47,21 @@ test_that("RunBiCLUM.Seurat returns both objects with a complete 'biclum' DimRed
   expect_false("biclum" %in% SeuratObject::Reductions(d$rna))
 })
 
+test_that("biclum reads the recorded peak assay while the gene activities are the default assay", {
+  skip_if_no_biclum_python()
+  atac <- sim_fit()$res$other
+  peaks_of <- biclum:::.peak_or_default_assay
+  expect_identical(peaks_of(atac), "peaks")
+  expect_identical(peaks_of(subset(atac, cells = colnames(atac)[1:50])), "peaks") # Tool() survives subset
+  expect_identical(peaks_of(sim_fit()$res$rna), "RNA")
+  SeuratObject::DefaultAssay(atac) <- "peaks" # switched back: the default assay, as for any object
+  expect_identical(peaks_of(atac), "peaks")
+  expect_equal(dim(counts_of(atac, biclum:::.ds_assay(sim_fit()$res$other, NULL, "atac", "assay", peaks = TRUE))),
+               dim(counts_of(sim_seurat("atac")$other)))
+  # the gene-level functions read the default assay, as Seurat's do
+  expect_identical(biclum:::.ds_assay(sim_fit()$res$other, NULL, "object", "assay"), "BiclumActivity")
+})
+
 test_that("RunBiCLUM equals the Python API with the same seed (simulated ATAC)", {
   skip_if_no_biclum_python()
   d <- sim_seurat("atac")
