@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from ._logging import logger
 from .errors import BiclumInputError
-from .pairs import CellPairs
+from .pairs import CellPairs, _normalize_rows
 
 SHARED = "shared"
 FORMAT = ("give paired=True (or 'shared') when a cell has the same name in both inputs, or a two-column table of "
@@ -146,6 +146,28 @@ def _checked(rna: np.ndarray, other: np.ndarray, rna_names: pd.Index, other_name
                 f"table.drop_duplicates(subset=['rna']).drop_duplicates(subset=['other'])) after checking which "
                 f"pair is right.")
     return KnownPairs(rna=np.asarray(rna, dtype=object), other=np.asarray(other, dtype=object))
+
+
+def anchored(z: dict, space: dict, known: Optional[sp.csr_matrix]) -> dict:
+    """The MNN search space ``z`` (modality -> cells x d) anchored by the known pairs: each cell's row joined by its
+    cosine similarities to the paired cells of its own modality in its own representation ``space`` (RNA PCA,
+    ATAC LSI, ADT PCA), standardised per paired cell. Landmark l is the same cell on both sides, so these
+    coordinates compare across modalities (as in a bridge's dictionary representation) and carry far more than
+    the shared genes. Both parts are unit rows scaled so that cosine similarity weighs the landmark part by
+    n / (n + d) (n known pairs, d dimensions of ``z``): a few landmarks are a coarse map. ``z`` itself without
+    known pairs."""
+    if known is None or known.nnz == 0:
+        return z
+    landmarks = dict(zip(("rna", "other"), known.nonzero()))  # pair k: (rna row, other column)
+    weight = known.nnz / (known.nnz + z["rna"].shape[1])  # few landmarks: a coarse part, weighed less
+    out = {}
+    for m, idx in landmarks.items():
+        x = _normalize_rows(space[m])
+        sims = x @ x[idx].T
+        sims = (sims - sims.mean(axis=0)) / np.maximum(sims.std(axis=0), 1e-6)
+        out[m] = np.hstack([np.sqrt(1 - weight) * _normalize_rows(z[m]),
+                            np.sqrt(weight) * _normalize_rows(sims)]).astype(np.float32)
+    return out
 
 
 class KnownCellPairs(CellPairs):
