@@ -315,10 +315,10 @@ def _batch_shifts(pcs: dict, labels: dict, config: BiclumConfig, choices: dict) 
 
 def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,
                 config: BiclumConfig, choices: dict, known=None) -> tuple[CellPairs, dict]:
-    """MNN pairs in the joint PCA of the shared genes (anchored by the ``known`` pairs when given, see
-    :func:`biclum.known_pairs.anchored`), each modality's coordinates first smoothed over its own neighbourhoods
-    (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`. Returns the pairs and the
-    joint space."""
+    """MNN pairs in the joint PCA of the shared genes (anchored by the ``known`` pairs with
+    ``anchor_known_pairs``, see :func:`biclum.known_pairs.anchored`), each modality's coordinates first smoothed
+    over its own neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from
+    :func:`auto_mnn_k`. Returns the pairs and the joint space."""
     cfg, seed = config, config.train.seed
     pos = {m: {g: i for i, g in enumerate(features[m])} for m in MODALITIES}
     shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
@@ -331,7 +331,8 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     del shared_norms
     z = {m: z[m] if shifts[m] is None else z[m] - shifts[m].apply_to_means(z[m])[shifts[m].codes]
          for m in MODALITIES}
-    z = anchored(z, pcs, known)  # known pairs as landmarks (z unchanged without them)
+    if cfg.pairs.anchor_known_pairs:
+        z = anchored(z, pcs, known)  # known pairs as landmarks (z unchanged without them)
     n = {m: z[m].shape[0] for m in MODALITIES}
     smooth_k = auto_smooth_k(n["rna"], n["other"], cfg.pairs.smooth_k)
     if smooth_k:

@@ -178,3 +178,22 @@ def test_bridge_takes_a_frame_of_pairs(sim):
     value = res["value"]
     params = value["values"][value["names"].index("params")]
     assert params["values"][params["names"].index("n_known_pairs")] == 15
+
+
+def test_anchoring_joins_landmark_similarities_and_is_opt_in(sim):
+    from biclum.known_pairs import anchored
+
+    rng = np.random.default_rng(0)
+    space = rng.normal(size=(40, 6)).astype(np.float32)
+    z = {"rna": rng.normal(size=(40, 4)), "other": rng.normal(size=(40, 4))}
+    assert anchored(z, {"rna": space, "other": space}, None) is z
+    known = sp.csr_matrix((np.ones(4, np.float32), (np.arange(4), np.arange(4))), shape=(40, 40))
+    out = anchored(z, {"rna": space, "other": space}, known)
+    assert out["rna"].shape == (40, 8)
+    np.testing.assert_allclose(out["rna"][:, 4:], out["other"][:, 4:], atol=1e-6)  # same cells, same landmarks
+    np.testing.assert_allclose(np.linalg.norm(out["rna"], axis=1), 1.0, atol=1e-5)
+    rna = sim[0]
+    table = pd.DataFrame({"rna": rna.obs_names[::10], "other": rna.obs_names[::10]})
+    plain, off, on = _model(sim), _model(sim, paired=table), _model(sim, paired=table, anchor_known_pairs=True)
+    assert off.n_mnn_pairs == plain.n_mnn_pairs and on.n_mnn_pairs != plain.n_mnn_pairs
+    assert all(_rows(on.prepared.data.partners["rna"])[i] == (i,) for i in range(0, 300, 10))
