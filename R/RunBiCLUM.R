@@ -43,6 +43,13 @@
 #' `DimReduc` holds the embedded cells and `RunBiCLUM.Seurat()` returns the objects without the dropped cells,
 #' with a warning that says how many were dropped, so that `FindNeighbors()` and `RunUMAP()` work.
 #'
+#' **Known pairs.** Cells measured in both modalities (10x Multiome, CITE-seq) can be given with `paired = `:
+#' `TRUE` when a cell has the same name in both objects, or a `data.frame` with two columns, the RNA cell name
+#' and the other cell name (named `rna` and `other`, or the only two columns). Each pair is an exact positive of
+#' the cell-level contrastive loss for its two cells; the other cells are integrated as without pairs (`NULL`,
+#' the default, or a table without rows gives exactly the unpaired result). Unknown names or a cell in two pairs
+#' stop with an error (class `biclum_input_error`); the number of pairs used is `params$n_known_pairs`.
+#'
 #' **Conditions.** Python warnings become R warnings (class `biclum_python_warning`) with the Python message;
 #' Python errors become R errors (class `biclum_python_error`, and `biclum_input_error` for bad input) with the
 #' Python message. With `verbose = TRUE` progress is reported as R messages (class `biclum_progress`) at most
@@ -91,7 +98,8 @@
 #'   names of `biclum.config.BiclumConfig` (e.g. `latent_dim = 32`, `batch_size = 128`, `n_top_genes = 3000`),
 #'   and `gene.symbols`: the gene symbols of the RNA features, one per row (e.g. `rowData(sce)$Symbol` when the
 #'   rownames are Ensembl IDs); they name the RNA genes in the Python core (its `gene_symbols`), while the results
-#'   keep the rownames.
+#'   keep the rownames; and `paired`: known pairs (`TRUE`, or a `data.frame` of RNA and other cell names; see
+#'   **Known pairs**).
 #' @return `RunBiCLUM.Seurat()`: `list(rna = <Seurat>, other = <Seurat>)`, or one Seurat object with
 #'   `merge = TRUE`. The matrix and assay methods: `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
 #' @seealso [runBiCLUM()] for SingleCellExperiment objects, [ProjectBiCLUM()], [biclum_install()].

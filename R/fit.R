@@ -82,6 +82,8 @@
   }
   rna_var <- .gene_symbols_var(overrides[["gene.symbols"]], rna)
   overrides[["gene.symbols"]] <- NULL
+  paired <- .paired_arg(overrides[["paired"]])
+  overrides[["paired"]] <- NULL
   if (!is.null(rna_var)) overrides$gene_symbols <- "gene_symbols"
   t0 <- Sys.time()
   if (verbose) .emit(sprintf("biclum: integrating %d RNA cells x %d genes with %d %s cells x %d features",
@@ -96,7 +98,7 @@
     log_fn = if (verbose) .log_fn() else NULL,
     progress_interval = as.numeric(getOption("biclum.progress_interval", 1)),
     model_dir = if (is.null(model_dir)) NULL else path.expand(model_dir),
-    overrides = reticulate::dict(overrides))
+    overrides = reticulate::dict(overrides), paired = paired)
   res <- .from_py(.py_result(res)$value)
   if (verbose) {
     .emit(sprintf("biclum: done in %.1f s", as.numeric(difftime(Sys.time(), t0, units = "secs"))),
@@ -114,6 +116,19 @@
                       "biclum_bad_gene_symbols"))
   }
   data.frame(gene_symbols = as.character(symbols), stringsAsFactors = FALSE)
+}
+
+# Known pairs (paired = ) as the Python core takes them: NULL (none), TRUE / "shared" (cells with the same name
+# in both), the path of a two-column CSV/TSV, or a data.frame of (RNA cell name, other cell name) sent as a frame
+# spec. The names are checked on the Python side (one error naming the fix).
+.paired_arg <- function(paired) {
+  if (is.null(paired) || isFALSE(paired)) return(NULL)
+  if (isTRUE(paired)) return(TRUE)
+  if (is.character(paired) && length(paired) == 1 && !is.na(paired)) return(path.expand(paired))
+  if (is.data.frame(paired) || is.matrix(paired)) return(.df_to_py(as.data.frame(paired, stringsAsFactors = FALSE)))
+  stop(.input_error(paste0(
+    "paired must be TRUE (a cell has the same name in both objects), the path of a two-column CSV, or a data.frame ",
+    "of known pairs (RNA cell name, other cell name), not a ", class(paired)[1], "."), "biclum_bad_paired"))
 }
 
 # Cell names must be unique (results are matched back to cells by name).

@@ -31,7 +31,7 @@ def integrate(rna, other, modality: str = "atac", annotation=None, *, seed: int 
               gene_activity_kwargs: Optional[dict] = None, protein_mapping=None,
               gene_symbols: Optional[str] = None, other_gene_symbols: Optional[str] = None,
               rna_batch_key: Optional[str] = None, other_batch_key: Optional[str] = None,
-              progress_callback: Optional[Callable] = None, **config) -> IntegrationResult:
+              progress_callback: Optional[Callable] = None, paired=None, **config) -> IntegrationResult:
     """Integrate unpaired RNA with ATAC (peaks or gene activity) or protein (ADT) in one call.
 
     The inputs are not modified; results come back on new AnnData objects (see :class:`IntegrationResult`).
@@ -41,12 +41,18 @@ def integrate(rna, other, modality: str = "atac", annotation=None, *, seed: int 
     Ensembl-indexed RNA object); ``protein_mapping``: antibody -> gene (dict, list or a two-column file).
     ``rna_batch_key`` / ``other_batch_key``: obs columns with each cell's batch (sample, donor) within its
     modality; batch effects within a modality are then removed as well (:mod:`biclum.batches`).
+    ``paired``: known pairs, cells measured in both modalities (10x Multiome, CITE-seq): ``True`` / ``"shared"``
+    (the obs_names shared by both inputs are the same cells) or a two-column table (RNA cell name, other cell
+    name: a DataFrame with columns ``"rna"``/``"other"`` or two columns, a list of tuples, a CSV/TSV path). Each
+    pair is the exact positive of the cell-level loss for its cells; the rest are integrated as usual. ``None``
+    (default) or an empty table: exactly the unpaired run. See :class:`biclum.BiCLUM` and
+    :mod:`biclum.known_pairs`.
     """
     model = BiCLUM(rna, other, modality, annotation, preset=preset, seed=seed, rna_layer=rna_layer,
                    other_layer=other_layer, gene_activity_kwargs=gene_activity_kwargs,
                    protein_mapping=protein_mapping, gene_symbols=gene_symbols,
                    other_gene_symbols=other_gene_symbols, rna_batch_key=rna_batch_key,
-                   other_batch_key=other_batch_key, progress_callback=progress_callback, **config)
+                   other_batch_key=other_batch_key, progress_callback=progress_callback, paired=paired, **config)
     model.fit(max_epochs, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
     out_rna = model.write_to(rna, "rna", key_added)
     out_other = model.write_to(other, "other", key_added)

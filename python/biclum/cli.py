@@ -54,6 +54,10 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
                    help="RNA obs column with each cell's batch (sample, donor): batches within RNA are integrated too")
     p.add_argument("--other-batch-key", default=None, metavar="COL",
                    help="obs column with each cell's batch in the other modality")
+    p.add_argument("--paired", nargs="?", const="shared", default=None, metavar="shared|FILE",
+                   help="known pairs, cells measured in both modalities: 'shared' (also --paired alone) when a cell "
+                        "has the same name in both files, or a two-column CSV/TSV (RNA cell name, other cell name; "
+                        "header line optional); each pair is an exact positive of the cell-level loss")
     p.add_argument("--label-key", default="cell_type", help="obs column to colour the UMAP by, when present")
     p.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (default OUT/checkpoints)")
     p.add_argument("--resume", default=None, help="resume from this checkpoint directory")
@@ -125,7 +129,7 @@ def _run_fit(args, out: Path, main_rank: bool) -> int:
                     other_layer=args.other_layer, checkpoint_dir=args.checkpoint_dir or str(out / "checkpoints"),
                     resume=args.resume, protein_mapping=args.protein_mapping, gene_symbols=args.gene_symbols,
                     other_gene_symbols=args.other_gene_symbols, rna_batch_key=args.rna_batch_key,
-                    other_batch_key=args.other_batch_key, **overrides)
+                    other_batch_key=args.other_batch_key, paired=args.paired, **overrides)
     world = distributed.world_size()
     distributed.destroy()  # training was the last collective step
     if not main_rank:

@@ -25,6 +25,7 @@ from .batches import batch_labels
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError
 from .genes import feature_names
+from .known_pairs import with_known_pairs
 from .module import MODALITIES, BiCLUMModule, embed_cells
 from .pairs import auto_mnn_k, mutual_nearest_neighbors
 from .preprocessing import as_csr32
@@ -52,13 +53,15 @@ def build_module(setup, config: BiclumConfig) -> BiCLUMModule:
                         modality_discriminator=config.train.adversarial > 0)
 
 
-def pair_finder(data: TrainingData, config: BiclumConfig) -> Callable:
+def pair_finder(data: TrainingData, config: BiclumConfig, known=None) -> Callable:
     """``find_pairs(module)``: MNN pairs re-found in the joint embedding of the prepared encoder inputs (for
-    :class:`biclum.training.PairRefresh`, ``refresh_pairs_every``)."""
+    :class:`biclum.training.PairRefresh`, ``refresh_pairs_every``); the known pairs (``known``, rna x other, or
+    None) stay the partners of the cells they cover (:func:`biclum.known_pairs.with_known_pairs`)."""
     def find_pairs(module):
         emb = {m: embed_cells(module, m, data.pcs[m], config.model.normalize_output) for m in MODALITIES}
         k = auto_mnn_k(emb["rna"].shape[0], emb["other"].shape[0], config.pairs.mnn_k)
-        return mutual_nearest_neighbors(emb["rna"], emb["other"], k, config.pairs.exact_knn_max, config.train.seed)
+        return with_known_pairs(mutual_nearest_neighbors(emb["rna"], emb["other"], k, config.pairs.exact_knn_max,
+                                                         config.train.seed), known)
     return find_pairs
 
 
@@ -85,6 +88,16 @@ class BiCLUM:
     rna_batch_key, other_batch_key
         obs columns naming each cell's batch (sample, donor) within a modality, or None (no batches; results then
         are those of a model without batch support). See :mod:`biclum.batches` for how batches are removed.
+    paired
+        Known pairs, cells measured in both modalities (10x Multiome, CITE-seq): ``True`` or ``"shared"`` (the
+        obs_names found in both inputs are the same cells), or a two-column table of (RNA cell name, other cell
+        name): a DataFrame with columns ``"rna"`` and ``"other"`` (or exactly two columns, RNA first), a list of
+        (rna, other) tuples, or the path of such a CSV/TSV. A known pair is the exact positive of the cell-level
+        contrastive loss for its two cells (in place of their MNN partners); the other cells are integrated as
+        without pairs. ``None`` (default) or an empty table: all cells unpaired, exactly as without the argument.
+        Unknown names, a cell in two pairs, or ``True`` without shared names raise ``BiclumInputError``. The
+        number of pairs used is ``model.n_known_pairs`` (saved, and in ``uns["biclum"]["params"]``). See
+        :mod:`biclum.known_pairs`.
     preset, config, **overrides
         ``BiclumConfig.from_preset(preset, **overrides)`` unless a full ``config`` is given. ``num_threads``
         (default None: chosen from the size of the work, see ``biclum._threads``) sets the CPU threads of setup
@@ -96,7 +109,7 @@ class BiCLUM:
                  other_layer: Optional[str] = None, gene_activity_kwargs: Optional[dict] = None,
                  protein_mapping=None, gene_symbols: Optional[str] = None, other_gene_symbols: Optional[str] = None,
                  rna_batch_key: Optional[str] = None, other_batch_key: Optional[str] = None,
-                 progress_callback: Optional[Callable] = None, **overrides):
+                 progress_callback: Optional[Callable] = None, paired=None, **overrides):
         if modality not in MODALITY_KINDS:
             raise BiclumInputError(f"modality={modality!r}: use 'atac' (peaks or gene activity) or 'protein' (ADT).")
         if config is None:
@@ -110,10 +123,11 @@ class BiCLUM:
             prepared = prepare(rna, other, modality, annotation, config, rna_layer=rna_layer,
                                other_layer=other_layer, gene_activity_kwargs=gene_activity_kwargs,
                                protein_mapping=protein_mapping, gene_symbols=symbols, batch_keys=batch_keys,
-                               progress_callback=progress_callback)
+                               progress_callback=progress_callback, paired=paired)
             state = FittedState(modality=modality, config=config, setup=prepared.fitted,
                                 module=build_module(prepared.fitted, config), gene_symbols=symbols,
-                                batch_keys=batch_keys, history=[], train_status="not trained")
+                                batch_keys=batch_keys, history=[], train_status="not trained",
+                                n_known_pairs=prepared.choices["n_known_pairs"])
         self._from_state(state, prepared, progress_callback)
 
     def _from_state(self, state: FittedState, prepared: Optional[Prepared] = None,
@@ -174,7 +188,7 @@ class BiCLUM:
         device = distributed.setup(resolve_device(t.device))  # under torchrun: join the process group (DDP)
         logger.info("config (%s preset): %s", self.config.preset,
                     {k: v for k, v in self.config.flat().items()})
-        refresh = PairRefresh(t.refresh_pairs_every, pair_finder(self._data, self.config))
+        refresh = PairRefresh(t.refresh_pairs_every, pair_finder(self._data, self.config, self.known_pairs))
         trainer = Trainer(self.module, self._data, t, device, progress=progress,
                           progress_callback=progress_callback or self._callback, callbacks=[refresh])
         self._trainer = trainer
@@ -316,7 +330,8 @@ class BiCLUM:
         flat["hidden_dims"] = list(flat["hidden_dims"])
         return {**{k: (v if v is not None else "None") for k, v in flat.items()},
                 "version": __version__, "n_mnn_pairs": int(self.n_mnn_pairs) if "n_mnn_pairs" in self.__dict__
-                else -1, "train_status": self.train_status, "epochs": len(self.history)}
+                else -1, "n_known_pairs": int(self.n_known_pairs), "train_status": self.train_status,
+                "epochs": len(self.history)}
 
     # ================================================================== save / load
     def save(self, directory: str, overwrite: bool = False) -> str:

@@ -22,6 +22,7 @@ from .batches import (SHIFT_ONLY_MIXING, BatchCentering, BatchShifts, batch_code
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
+from .known_pairs import anchored, read_known_pairs, with_known_pairs
 from .module import MODALITIES
 from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
@@ -39,7 +40,8 @@ class Prepared:
 
     fitted: FittedSetup      # features, preprocessors, sketches, peak LSI, batch centring, annotation, renames
     data: TrainingData       # encoder inputs (batch-centred), targets, sketches, MNN and cross-batch partners
-    pairs: CellPairs         # the MNN pairs found at setup
+    pairs: CellPairs         # the MNN pairs found at setup (with the known pairs in their partners, if any)
+    known_pairs: Optional[object]  # known pairs (rna x other CSR of the training cells), or None
     cell_names: dict         # modality -> training cell names (cells dropped on the way excluded)
     input_var_names: dict    # "rna" / "other_genes" -> var names of the inputs (gene space for other)
     gene_var: pd.DataFrame   # var of the other modality in gene space
@@ -135,18 +137,22 @@ class _Stages:
 def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_layer: Optional[str] = None,
             other_layer: Optional[str] = None, gene_activity_kwargs: Optional[dict] = None, protein_mapping=None,
             gene_symbols: Optional[dict] = None, batch_keys: Optional[dict] = None,
-            progress_callback: Optional[Callable] = None) -> Prepared:
+            progress_callback: Optional[Callable] = None, paired=None) -> Prepared:
     """Validate the inputs, then fit everything training needs (see the module docstring). Inputs are never
-    modified. ``gene_symbols`` / ``batch_keys``: {"rna": column or None, "other": column or None}."""
+    modified. ``gene_symbols`` / ``batch_keys``: {"rna": column or None, "other": column or None}; ``paired``:
+    known pairs (:mod:`biclum.known_pairs`)."""
     gene_symbols = gene_symbols or {m: None for m in MODALITIES}
     batch_keys = batch_keys or {m: None for m in MODALITIES}
     stages, choices = _Stages(progress_callback), {}
     stages.start(1, "validating inputs")
+    given = read_known_pairs(paired, rna.obs_names, other.obs_names)
     inputs = _validated(rna, other, {"rna": rna_layer, "other": other_layer}, gene_symbols, batch_keys)
     del rna, other  # a backed input's in-memory copy is now held by the views only
     stages.start(2, f"moving the {modality} modality into gene space")
     gs = _gene_space(inputs, modality, annotation, config, gene_activity_kwargs, protein_mapping)
     stages.done("gene_space", since_start=True)
+    known = None if given is None else given.matrix(inputs.views["rna"].obs_names, gs.gene_other.obs_names)
+    choices["n_known_pairs"] = 0 if known is None else int(known.nnz)
     stages.start(3, "selecting highly variable genes (seurat_v3, per modality, union)")
     features, shared = _select_features(gs, config, modality)
     stages.done("hvg")
@@ -156,7 +162,8 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     stages.done("preprocess")
     centering, pcs, shifts, cross_pairs = _centre_batches(pcs, inputs.labels, config, choices)
     stages.start(5, "finding mutual nearest neighbours between modalities")
-    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices)
+    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices, known)
+    cell_pairs = with_known_pairs(cell_pairs, known)
     batch_partners = {m: None if inputs.labels[m] is None or not cross_pairs else cross_batch_pairs(
         pcs[m], inputs.labels[m], config.pairs.batch_mnn_k, config.pairs.exact_knn_max, config.train.seed, m)
         for m in MODALITIES}
@@ -169,7 +176,7 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
                          gene_renames=gs.renames, gene_space_info=gs.info)
     data = _training_data(gs, fitted, pcs, norms, cell_pairs, batch_partners, inputs.labels, shifts, config)
     stages.done("setup_total", since_start=True)
-    return Prepared(fitted=fitted, data=data, pairs=cell_pairs, cell_names={
+    return Prepared(fitted=fitted, data=data, pairs=cell_pairs, known_pairs=known, cell_names={
         "rna": np.asarray(inputs.views["rna"].obs_names), "other": np.asarray(gs.gene_other.obs_names)},
         input_var_names={"rna": np.asarray(inputs.views["rna"].var_names),
                          "other_genes": np.asarray(gs.gene_other.var_names)},
@@ -307,10 +314,11 @@ def _batch_shifts(pcs: dict, labels: dict, config: BiclumConfig, choices: dict) 
 
 
 def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,
-                config: BiclumConfig, choices: dict) -> tuple[CellPairs, dict]:
-    """MNN pairs in the joint PCA of the shared genes, each modality's coordinates first smoothed over its own
-    neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`.
-    Returns the pairs and the joint space."""
+                config: BiclumConfig, choices: dict, known=None) -> tuple[CellPairs, dict]:
+    """MNN pairs in the joint PCA of the shared genes (anchored by the ``known`` pairs with
+    ``anchor_known_pairs``, see :func:`biclum.known_pairs.anchored`), each modality's coordinates first smoothed
+    over its own neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from
+    :func:`auto_mnn_k`. Returns the pairs and the joint space."""
     cfg, seed = config, config.train.seed
     pos = {m: {g: i for i, g in enumerate(features[m])} for m in MODALITIES}
     shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
@@ -323,6 +331,8 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     del shared_norms
     z = {m: z[m] if shifts[m] is None else z[m] - shifts[m].apply_to_means(z[m])[shifts[m].codes]
          for m in MODALITIES}
+    if cfg.pairs.anchor_known_pairs:
+        z = anchored(z, pcs, known)  # known pairs as landmarks (z unchanged without them)
     n = {m: z[m].shape[0] for m in MODALITIES}
     smooth_k = auto_smooth_k(n["rna"], n["other"], cfg.pairs.smooth_k)
     if smooth_k:

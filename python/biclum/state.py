@@ -201,6 +201,7 @@ class FittedState:
     batch_keys: dict = _stored(_Json(default=_no_modalities))
     history: list = _stored(_Json(default=list))
     train_status: str = _stored(_Json(default=lambda: "loaded"))
+    n_known_pairs: int = _stored(_Json(default=int))  # known pairs used in training (biclum.known_pairs)
 
 
 def _save_fields(obj, store: _Store) -> None:

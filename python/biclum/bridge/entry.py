@@ -73,11 +73,12 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
                      max_epochs: Optional[int] = None, preset: str = "default", verbose: bool = True,
                      progress_fn: Optional[Callable] = None, log_fn: Optional[Callable] = None,
                      progress_interval: float = 1.0, key_added: str = "biclum", model_dir: Optional[str] = None,
-                     overrides: Optional[Mapping] = None) -> dict:
+                     overrides: Optional[Mapping] = None, paired: Any = None) -> dict:
     """Run :func:`biclum.integrate` for R.
 
     ``rna``/``other`` are AnnData objects or ``"adata"`` specs; ``annotation`` a path, a DataFrame or a
-    ``"frame"`` spec (its columns as R had them: :func:`biclum.prior.read_annotation` tidies them). The value
+    ``"frame"`` spec (its columns as R had them: :func:`biclum.prior.read_annotation` tidies them); ``paired``
+    the known pairs (``True``, ``"shared"``, a path or a ``"frame"`` spec of (RNA cell, other cell)). The value
     is ``{"rna": Reduction, "other": Reduction, "params", "biclum_version"}``. Progress goes to
     ``progress_fn(stage, step, total, message)`` at most every ``progress_interval`` seconds and INFO log
     records to ``log_fn(level, message)`` (both only when ``verbose``).
@@ -91,6 +92,8 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
         kwargs = {**_coerce_overrides(dict(overrides or {}), preset), **_progress_kwargs(integrate, relay)}
         if key_added != "biclum":
             kwargs["key_added"] = key_added
+        if paired is not None:
+            kwargs["paired"] = decode(paired)
         res = integrate(as_anndata(decode(rna), "rna"), as_anndata(decode(other), "other"), modality=str(modality),
                         annotation=decode(annotation), seed=int(seed),
                         max_epochs=None if max_epochs is None else int(max_epochs), preset=str(preset),
