@@ -14,12 +14,14 @@ from ._logging import logger, set_verbosity
 from .errors import (BiclumError, BiclumInputError, BiclumIOError, BiclumModelError, BiclumTrainingError,
                      BiclumWarning)
 
-_LAZY = {"BiCLUM": ".model", "BiclumConfig": ".config", "integrate": ".api", "IntegrationResult": ".api"}
+_LAZY = {"BiCLUM": ".model", "BiclumConfig": ".config", "integrate": ".api", "IntegrationResult": ".api",
+         "integrate_mosaic": ".mosaic", "MosaicResult": ".mosaic"}
 _SUBMODULES = {"datasets", "prior", "metrics", "downstream", "plotting", "preprocessing", "pairs", "bridge", "io",
-               "benchmark", "config", "model", "api", "training", "module", "validation"}
+               "benchmark", "config", "model", "api", "training", "module", "validation",
+               "mosaic"}
 
 __all__ = [
-    "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "datasets", "prior", "metrics", "downstream",
+    "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "integrate_mosaic", "MosaicResult", "datasets", "prior", "metrics", "downstream",
     "__version__", "logger", "set_verbosity",
     "BiclumError", "BiclumInputError", "BiclumIOError", "BiclumModelError", "BiclumTrainingError", "BiclumWarning",
 ]
