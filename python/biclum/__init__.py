@@ -15,13 +15,14 @@ from .errors import (BiclumError, BiclumInputError, BiclumIOError, BiclumModelEr
                      BiclumWarning)
 
 _LAZY = {"BiCLUM": ".model", "BiclumConfig": ".config", "integrate": ".api", "IntegrationResult": ".api",
-         "integrate_mosaic": ".mosaic", "MosaicResult": ".mosaic"}
+         "integrate_mosaic": ".mosaic", "MosaicResult": ".mosaic",
+         "MosaicModel": ".mosaic_model"}
 _SUBMODULES = {"datasets", "prior", "metrics", "downstream", "plotting", "preprocessing", "pairs", "bridge", "io",
                "benchmark", "config", "model", "api", "training", "module", "validation",
                "mosaic"}
 
 __all__ = [
-    "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "integrate_mosaic", "MosaicResult", "datasets", "prior", "metrics", "downstream",
+    "BiCLUM", "BiclumConfig", "integrate", "IntegrationResult", "integrate_mosaic", "MosaicResult", "MosaicModel", "datasets", "prior", "metrics", "downstream",
     "__version__", "logger", "set_verbosity",
     "BiclumError", "BiclumInputError", "BiclumIOError", "BiclumModelError", "BiclumTrainingError", "BiclumWarning",
 ]

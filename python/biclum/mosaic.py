@@ -29,7 +29,7 @@ name inside, and given back as they were).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -37,6 +37,7 @@ import pandas as pd
 
 from ._logging import logger
 from .errors import BiclumInputError
+from .mosaic_model import MosaicModel
 
 ALIASES = {"rna": "rna", "gex": "rna", "atac": "atac", "peaks": "atac", "chromatin": "atac",
            "protein": "protein", "prot": "protein", "adt": "protein"}
@@ -66,13 +67,21 @@ class Dataset:
 class MosaicResult:
     """``datasets[name][modality]``: AnnData with the input's obs, no X, ``obsm["X_<key>"]`` (and for RNA
     ``varm["<key>_loadings"]``); ``cells``: one AnnData of every cell (obs ``dataset``, ``modality``, ``cell``;
-    ``obsm["X_<key>"]``), for neighbours / UMAP / label transfer across all of them; ``models``: the fitted
-    BiCLUM per non-RNA modality; ``rotations``: the orthogonal map applied to each model's space."""
+    ``obsm["X_<key>"]``), for neighbours / UMAP / label transfer across all of them; ``model``: the
+    :class:`~biclum.mosaic_model.MosaicModel` (``models``: the fitted BiCLUM per non-RNA modality;
+    ``rotations``: the orthogonal map applied to each model's space; ``transform`` embeds new cells; ``save``)."""
 
     datasets: Dict[str, Dict[str, object]]
     cells: object
-    models: Dict[str, object]
-    rotations: Dict[str, np.ndarray] = field(default_factory=dict)
+    model: MosaicModel
+
+    @property
+    def models(self) -> Dict[str, object]:
+        return self.model.models
+
+    @property
+    def rotations(self) -> Dict[str, np.ndarray]:
+        return self.model.rotations
 
     def __getitem__(self, name: str) -> Dict[str, object]:
         return self.datasets[name]
@@ -342,7 +351,7 @@ def _results(data, plan, models, embeddings, rotations, key_added) -> MosaicResu
     table.index = (table["dataset"] + SEP + table["modality"] + SEP + table["cell"]).to_numpy()
     cells = ad.AnnData(obs=table.astype({"dataset": "category", "modality": "category"}))
     cells.obsm[f"X_{key_added}"] = np.vstack(rows)
-    return MosaicResult(out, cells, models, rotations)
+    return MosaicResult(out, cells, MosaicModel(models, rotations))
 
 
 def _add_loadings(res, models, rotations, key_added) -> None:

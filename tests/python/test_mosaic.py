@@ -116,3 +116,23 @@ def test_inner_names_keep_datasets_apart(atac_sim):
     assert res["r1"]["rna"].n_obs == res["r2"]["rna"].n_obs == 120
     assert all(SEP not in n for n in res["r1"]["rna"].obs_names)
     assert res.models["atac"].batch_keys["rna"] == "biclum_dataset"
+
+
+def test_save_load_transform(atac_sim, tmp_path):
+    """A saved mosaic model loads and embeds new cells in the one space as the fitted one does; a MuData-like
+    object (``.mod``) is taken as a dataset."""
+    from types import SimpleNamespace
+
+    rna, atac, ann = atac_sim
+    res = biclum.integrate_mosaic({"m": SimpleNamespace(mod={"rna": rna, "atac": atac})}, ann, progress=False,
+                                  **SMALL)
+    res.model.save(str(tmp_path / "mosaic"))
+    with pytest.raises(BiclumInputError, match="already holds"):
+        res.model.save(str(tmp_path / "mosaic"))
+    loaded = biclum.MosaicModel.load(str(tmp_path / "mosaic"))
+    for mod in ("rna", "atac"):
+        data = rna if mod == "rna" else atac
+        np.testing.assert_allclose(loaded.transform(data[:20], mod), res.model.transform(data[:20], mod),
+                                   atol=1e-5)
+    with pytest.raises(BiclumInputError, match="embeds rna and atac"):
+        loaded.transform(rna, "protein")
