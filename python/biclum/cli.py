@@ -1,4 +1,4 @@
-"""Command line: ``biclum fit | simulate | benchmark | ablation | sensitivity``.
+"""Command line: ``biclum fit | mosaic | simulate | benchmark | ablation | sensitivity`` (mosaic: biclum.cli_mosaic).
 
 ``biclum fit --rna RNA.h5ad --other OTHER.h5ad --modality atac --annotation genes.tsv.gz --out DIR`` writes
 DIR/rna.h5ad and DIR/other.h5ad (the inputs' obs/var without X, plus obsm["X_biclum"] and
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ._logging import logger, set_verbosity
 from .atomic import atomic_path, write_bytes
+from .cli_mosaic import add_mosaic_args, cmd_mosaic
 
 #: subcommands whose options are parsed by biclum.benchmark.cli (main_benchmark, main_ablation, main_sensitivity)
 DELEGATED = ("benchmark", "ablation", "sensitivity")
@@ -195,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="integrate RNA with ATAC or protein")
     _add_fit_args(p)
     p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("mosaic", help="several datasets holding RNA, ATAC and/or protein (paired or not) in one "
+                                      "embedding")
+    add_mosaic_args(p)
+    p.set_defaults(func=cmd_mosaic)
     p = sub.add_parser("simulate", help="write simulated RNA + ATAC/ADT data as .h5ad")
     p.add_argument("--out", required=True)
     p.add_argument("--n-cells", type=int, default=3000)

@@ -136,3 +136,21 @@ def test_save_load_transform(atac_sim, tmp_path):
                                    atol=1e-5)
     with pytest.raises(BiclumInputError, match="embeds rna and atac"):
         loaded.transform(rna, "protein")
+
+
+def test_cli_mosaic(atac_sim, tmp_path, capsys):
+    from biclum.cli import main
+
+    rna, atac, ann = atac_sim
+    rna.write_h5ad(tmp_path / "rna.h5ad")
+    atac[:100].write_h5ad(tmp_path / "atac.h5ad")
+    ann.to_csv(tmp_path / "ann.tsv", sep="\t", index=False)
+    args = ["mosaic", "--dataset", "ref", f"rna={tmp_path / 'rna.h5ad'}", "--dataset", "query",
+            f"atac={tmp_path / 'atac.h5ad'}", "--annotation", str(tmp_path / "ann.tsv"), "--out", str(tmp_path / "o"),
+            "--quiet", "--max-epochs", "1", "--set", "min_steps=0", "num_threads=1", "n_metacells=32"]
+    assert main(args) == 0
+    assert {"ref_rna.h5ad", "query_atac.h5ad", "cells.h5ad", "model", "summary.json"} <= set(
+        p.name for p in (tmp_path / "o").iterdir())
+    assert biclum.MosaicModel.load(str(tmp_path / "o" / "model")).reference == "atac"
+    assert main(["mosaic", "--dataset", "ref", "rna.h5ad", "--out", str(tmp_path / "o2")]) == 2
+    assert "MODALITY=FILE" in capsys.readouterr().err
