@@ -18,10 +18,11 @@ How (see :func:`plan_models` and :func:`align_spaces`):
 * **One space for three modalities.** With two models (RNA <-> ATAC and RNA <-> protein) the first (ATAC) is the
   reference space; the other is rotated onto it by orthogonal Procrustes (norms and angles kept, so each model's
   own alignment is unchanged). The rotation is fitted on the cells both models embed (RNA of an RNA-only dataset)
-  when there are at least ``2 * latent_dim`` of them, else on the feature embeddings of the RNA genes both models
-  share: the bilateral model places a gene where the cells that express it lie, so shared genes tie the spaces.
-  The choice and its fit (mean cosine of the matched rows) are logged. Cells embedded by both models take the
-  reference model's embedding.
+  when there are at least ``2 * latent_dim`` of them; else on mutual nearest neighbours between the two models'
+  RNA cells on the genes their RNA inputs share (:func:`rna_matches`; NeurIPS BMMC multiome + CITE starters: 100
+  genes); else on the feature embeddings of the RNA genes both models keep (the bilateral model places a gene
+  where the cells that express it lie). The choice and its fit (mean cosine of the matched rows) are logged.
+  Cells embedded by both models take the reference model's embedding.
 
 Inputs are never modified. Cell names only need to be unique within a dataset (they are joined with the dataset
 name inside, and given back as they were).
@@ -44,6 +45,7 @@ ALIASES = {"rna": "rna", "gex": "rna", "atac": "atac", "peaks": "atac", "chromat
 OTHER_ORDER = ("atac", "protein")  # the first modality present gives the reference space
 DATASET_KEY = "biclum_dataset"
 SEP = "::"
+MIN_SHARED_GENES = 10  # RNA genes two models' inputs must share to match their RNA cells
 
 
 @dataclass
@@ -241,28 +243,67 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def rna_matches(rna_a, rna_b, emb_a: pd.DataFrame, emb_b: pd.DataFrame, seed: int = 0):
+    """Mutual nearest neighbours between the RNA cells of two models (different datasets), on the genes both
+    RNA inputs measure: a joint PCA of those genes (log-normalised on each cell's whole library), each cell's
+    coordinates smoothed over its neighbours in its own model's embedding, then MNN (k as the cross-modal
+    search). Returns (names in a, names in b) of the pairs, or None with fewer than :data:`MIN_SHARED_GENES`
+    genes or no pair."""
+    from .pairs import auto_mnn_k, auto_smooth_k, mutual_nearest_neighbors, neighbor_smooth
+    from .preprocessing import as_csr32, joint_shared_pca, library_sizes, normalize_log1p
+
+    genes = rna_a.var_names.intersection(rna_b.var_names, sort=False)
+    if len(genes) < MIN_SHARED_GENES:
+        return None
+    norms = []
+    for adata, emb in ((rna_a, emb_a), (rna_b, emb_b)):
+        counts = as_csr32(adata[emb.index].X)
+        libsize = library_sizes(counts)
+        norms.append(normalize_log1p(counts[:, adata.var_names.get_indexer(genes)], 1e4, libsize))
+    z_a, z_b = joint_shared_pca(norms[0], norms[1], min(30, len(genes) - 1), seed)
+    k_smooth = auto_smooth_k(len(emb_a), len(emb_b))
+    z_a = neighbor_smooth(z_a, emb_a.values, k_smooth, seed=seed)
+    z_b = neighbor_smooth(z_b, emb_b.values, k_smooth, seed=seed)
+    pairs = mutual_nearest_neighbors(z_a, z_b, auto_mnn_k(len(emb_a), len(emb_b)), seed=seed).adjacency.tocoo()
+    if not pairs.nnz:
+        return None
+    logger.info("one space: %d MNN pairs between the RNA cells of the two models on %d shared genes",
+                pairs.nnz, len(genes))
+    return emb_a.index[pairs.row], emb_b.index[pairs.col]
+
+
+def _anchor_rows(ref: str, m: str, embeddings: dict, genes: dict, rna_inputs: dict, min_rows: int, seed: int):
+    """(source rows in model m, target rows in the reference model, what they are) for the rotation of m."""
+    cells = embeddings[ref]["rna"].index.intersection(embeddings[m]["rna"].index)
+    if len(cells) >= min_rows:
+        return embeddings[m]["rna"].loc[cells].values, embeddings[ref]["rna"].loc[cells].values, \
+            f"{len(cells)} RNA cells both models embed"
+    matches = rna_matches(rna_inputs[ref], rna_inputs[m], embeddings[ref]["rna"], embeddings[m]["rna"], seed)
+    if matches is not None and len(matches[0]) >= min_rows:
+        return embeddings[m]["rna"].loc[matches[1]].values, embeddings[ref]["rna"].loc[matches[0]].values, \
+            f"{len(matches[0])} MNN pairs of RNA cells on shared genes (only {len(cells)} shared cells)"
+    shared_genes = genes[ref].index.intersection(genes[m].index)
+    if len(shared_genes) >= min_rows // 2:
+        return genes[m].loc[shared_genes].values, genes[ref].loc[shared_genes].values, \
+            f"the embeddings of {len(shared_genes)} RNA genes both models share (too few shared or matched cells)"
+    raise BiclumInputError(
+        f"the rna <-> {m} and rna <-> {ref} models share {len(cells)} cells and {len(shared_genes)} RNA genes, too "
+        f"few (at least {min_rows} cells, or {MIN_SHARED_GENES} genes for matching) to put their cells in one "
+        f"space. Add an RNA-only dataset (it joins both models), or RNA with more genes in common.")
+
+
 def align_spaces(embeddings: Dict[str, Dict[str, pd.DataFrame]], genes: Dict[str, pd.DataFrame],
-                 min_rows: int) -> Dict[str, np.ndarray]:
+                 rna_inputs: Dict[str, object], min_rows: int, seed: int = 0) -> Dict[str, np.ndarray]:
     """Model (non-RNA modality) -> the rotation onto the first model's space. ``embeddings[m]["rna"]``: the RNA
-    cells of model m (index dataset::cell); ``genes[m]``: its RNA gene embeddings. Fitted on the shared cells when
-    there are ``min_rows`` of them, else on the shared genes (logged, with the fit)."""
+    cells of model m (index dataset::cell); ``genes[m]``: its RNA gene embeddings; ``rna_inputs[m]``: its RNA
+    counts. Fitted on the cells both models embed when there are ``min_rows`` of them, else on MNN pairs of
+    their RNA cells on shared genes (:func:`rna_matches`), else on the shared genes' embeddings (logged, with the
+    fit)."""
     models = list(embeddings)
     ref = models[0]
     out = {ref: np.eye(next(iter(genes.values())).shape[1], dtype=np.float32)}
     for m in models[1:]:
-        cells = embeddings[ref]["rna"].index.intersection(embeddings[m]["rna"].index)
-        shared_genes = genes[ref].index.intersection(genes[m].index)
-        if len(cells) >= min_rows:
-            src, tgt, on = embeddings[m]["rna"].loc[cells].values, embeddings[ref]["rna"].loc[cells].values, \
-                f"{len(cells)} RNA cells both models embed"
-        elif len(shared_genes) >= min_rows // 2:
-            src, tgt, on = genes[m].loc[shared_genes].values, genes[ref].loc[shared_genes].values, \
-                f"the embeddings of {len(shared_genes)} RNA genes both models share (only {len(cells)} shared cells)"
-        else:
-            raise BiclumInputError(
-                f"the rna <-> {m} and rna <-> {ref} models share {len(cells)} cells and {len(shared_genes)} RNA "
-                f"genes, too few (at least {min_rows} cells or {min_rows // 2} genes) to put their cells in one "
-                f"space. Add an RNA-only dataset (it joins both models), or RNA with more genes in common.")
+        src, tgt, on = _anchor_rows(ref, m, embeddings, genes, rna_inputs, min_rows, seed)
         src, tgt = _unit(src), _unit(tgt)
         rot = procrustes(src, tgt)
         logger.info("one space: the rna <-> %s model rotated onto the rna <-> %s model by orthogonal Procrustes on "
@@ -296,7 +337,7 @@ def integrate_mosaic(datasets, annotation=None, *, protein_mapping=None, layers:
     logger.info("mosaic: %d datasets (%s); models: %s", len(data), ", ".join(
         f"{ds.name}: {'+'.join(ds.modalities)}" for ds in data), ", ".join(
         f"rna <-> {m} on {[ds.name for ds in members]}" for m, members in plan.items()))
-    models, embeddings, genes = {}, {}, {}
+    models, embeddings, genes, rna_inputs = {}, {}, {}, {}
     for m, members in plan.items():
         rna, other, paired = model_inputs(members, m, annotation, layers, gene_activity_kwargs)
         if not known_pairs and paired is not None:
@@ -312,8 +353,9 @@ def integrate_mosaic(datasets, annotation=None, *, protein_mapping=None, layers:
         embeddings[m] = {side: pd.DataFrame(model.get_cell_embeddings(side), index=model.cell_names[side])
                          for side in ("rna", "other")}
         genes[m] = model.get_feature_embeddings("rna")
+        rna_inputs[m] = rna
     latent = next(iter(genes.values())).shape[1]
-    rotations = align_spaces(embeddings, genes, 2 * latent)
+    rotations = align_spaces(embeddings, genes, rna_inputs, 2 * latent, seed)
     return _results(data, plan, models, embeddings, rotations, key_added)
 
 
