@@ -55,26 +55,20 @@ def run(prep: dict, fraction: float, seed: int, threads: int, overrides: dict) -
 
 
 def _parser():
-    from biclum.benchmark.report import seeds_parser
+    from biclum.benchmark.report import add_name_and_set, seeds_parser
 
     p = seeds_parser(__doc__)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
-    p.add_argument("--name", default="known_pairs", help="results file name (benchmarks/results/<name>.md)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config options, e.g. mnn_k=50")
-    return p
+    return add_name_and_set(p, "known_pairs")
 
 
 def main(argv=None) -> int:
     from biclum.benchmark import prepare_input
-    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, source_commit
-    from biclum.config import parse_overrides
+    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, start_run
     from biclum.datasets import load_shared
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    a = _parser().parse_args(argv)
-    overrides = parse_overrides(a.set)
-    source_commit()  # read now: the file is written at the end
+    argv, a, overrides = start_run(_parser(), argv)
     rows = []
     for name in a.datasets:
         rna, other, modality, annotation = load_shared(name)

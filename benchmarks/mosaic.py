@@ -112,25 +112,19 @@ def run_three(arm: str, seed: int, threads: int, overrides: dict, n_shuffles: in
 
 
 def _parser():
-    from biclum.benchmark.report import seeds_parser
+    from biclum.benchmark.report import add_name_and_set, seeds_parser
 
     p = seeds_parser(__doc__)
     p.add_argument("part", choices=("bridge", "three"))
     p.add_argument("--datasets", nargs="+", default=list(BRIDGE_DATASETS), help="bridge: shared paired datasets")
     p.add_argument("--arms", nargs="+", default=None, help="bridge: bridge no_bridge; three: paired unpaired")
-    p.add_argument("--name", default=None, help="results file name (default mosaic_<part>)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config options, e.g. mnn_k=50")
-    return p
+    return add_name_and_set(p, None)
 
 
 def main(argv=None) -> int:
-    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, source_commit
-    from biclum.config import parse_overrides
+    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, start_run
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    a = _parser().parse_args(argv)
-    overrides = parse_overrides(a.set)
-    source_commit()  # read now: the file is written at the end
+    argv, a, overrides = start_run(_parser(), argv)
     rows = []
     if a.part == "bridge":
         for name in a.datasets:

@@ -57,6 +57,27 @@ def seeds_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_name_and_set(p: argparse.ArgumentParser, default_name: Optional[str]) -> argparse.ArgumentParser:
+    """--name (the results file, benchmarks/results/<name>.md) and --set KEY=VALUE (config options) of a
+    benchmarks/ script."""
+    p.add_argument("--name", default=default_name, help="results file name (benchmarks/results/<name>.md)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config options, e.g. mnn_k=50")
+    return p
+
+
+def start_run(parser: argparse.ArgumentParser, argv=None) -> tuple:
+    """(argv, parsed options, config overrides of --set) of a benchmarks/ script; reads the source commit now,
+    as the results file is written at the end."""
+    import sys
+
+    from ..config import parse_overrides
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    source_commit()
+    return argv, args, parse_overrides(getattr(args, "set", []) or [])
+
+
 def publish(text: str, path, title: str, write: bool = True) -> None:
     """Print a results text (from :func:`run_stamp` on) and, with ``write``, save it to ``path`` under ``title``."""
     print(text)
