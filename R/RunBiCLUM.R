@@ -176,9 +176,11 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
                              rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = TRUE,
                              rna.batch = NULL, other.batch = NULL, split.batches = FALSE,
                              reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE,
-                             activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL, ...) {
+                             activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL,
+                             bridge = NULL, bridge.assays = NULL, ...) {
   modality <- .check_modality(modality[1])
   .check_seurat(other, "other")
+  if (!is.null(bridge)) .check_bridge_call(bridge, rna.batch, other.batch, split.batches, merge, list(...))
   .check_new_reduction(rna, reduction.name, "rna", overwrite)
   .check_new_reduction(other, reduction.name, "other", overwrite)
   reduction.key <- reduction.key %||% .key_from_name(reduction.name)
@@ -191,15 +193,27 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   if (activity) .check_new_assay(other, activity.assay, other.assay, overwrite)
   rna_a <- .get_assay(rna, rna.assay, "rna")
   other_a <- .get_assay(other, other.assay, "other")
-  batches <- list(rna = .batch_obs(rna, rna_a, rna.batch, split.batches, layer, "rna"),
-                  other = .batch_obs(other, other_a, other.batch, split.batches, layer, "other"))
-  drs <- RunBiCLUM(rna_a, other_a, modality = modality, annotation = annotation, seed = seed,
-                   max_epochs = max_epochs, preset = preset, gene_level = gene_level, layer = layer,
-                   join_layers = join_layers, rna.assay = rna.assay, other.assay = other.assay,
-                   reduction.key = reduction.key, verbose = verbose, model_dir = model_dir,
-                   rna_obs = batches$rna, other_obs = batches$other,
-                   rna_batch_key = if (!is.null(batches$rna)) "biclum_batch",
-                   other_batch_key = if (!is.null(batches$other)) "biclum_batch", ...)
+  if (is.null(bridge)) {
+    batches <- list(rna = .batch_obs(rna, rna_a, rna.batch, split.batches, layer, "rna"),
+                    other = .batch_obs(other, other_a, other.batch, split.batches, layer, "other"))
+    drs <- RunBiCLUM(rna_a, other_a, modality = modality, annotation = annotation, seed = seed,
+                     max_epochs = max_epochs, preset = preset, gene_level = gene_level, layer = layer,
+                     join_layers = join_layers, rna.assay = rna.assay, other.assay = other.assay,
+                     reduction.key = reduction.key, verbose = verbose, model_dir = model_dir,
+                     rna_obs = batches$rna, other_obs = batches$other,
+                     rna_batch_key = if (!is.null(batches$rna)) "biclum_batch",
+                     other_batch_key = if (!is.null(batches$other)) "biclum_batch", ...)
+  } else {
+    bridge.assays <- .bridge_assays(bridge, bridge.assays, rna.assay, other.assay, modality)
+    .check_new_reduction(bridge, reduction.name, "bridge", overwrite)
+    .check_new_reduction(bridge, .bridge_reduction_name(reduction.name, modality), "bridge", overwrite)
+    annotation <- annotation %||% .assay_annotation(other_a) %||% .assay_annotation(bridge[[bridge.assays[["other"]]]])
+    drs <- .bridge_reductions(rna_a, other_a, bridge, bridge.assays, modality = modality, annotation = annotation,
+                              seed = seed, max_epochs = max_epochs, preset = preset, gene_level = gene_level,
+                              layer = layer, join_layers = join_layers, rna.assay = rna.assay,
+                              other.assay = other.assay, reduction.name = reduction.name,
+                              reduction.key = reduction.key, verbose = verbose, model_dir = model_dir, ...)
+  }
   if (activity) {
     counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
                                .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))
@@ -224,6 +238,14 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   cmd <- SeuratObject::LogSeuratCommand(rna, return.command = TRUE)
   rna[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = rna.assay)
   other[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = other.assay)
+  if (!is.null(bridge)) {
+    bridge <- .store_bridge(bridge, drs$bridge, reduction.name, modality)
+    SeuratObject::Tool(bridge) <- c(tool, side = "bridge", list(bridge.assays = bridge.assays,
+                                    bridge.reductions = c(rna = reduction.name,
+                                                          other = .bridge_reduction_name(reduction.name, modality))))
+    bridge[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = bridge.assays[["rna"]])
+    return(list(rna = rna, other = other, bridge = bridge))
+  }
   if (isTRUE(merge)) return(MergeBiCLUM(rna, other, reduction = reduction.name))
   list(rna = rna, other = other)
 }
