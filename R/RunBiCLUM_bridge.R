@@ -87,10 +87,21 @@
 }
 
 # One side's matrix and feature metadata (ATAC: peak coordinates) for the Python core.
-.bridge_side <- function(a, layer, join_layers, what, peaks, gene_level) {
+.bridge_side <- function(a, layer, join_layers, what, modality, gene_level) {
   m <- .assay_matrix(a, layer = layer, join_layers = join_layers, what = what)
-  var <- if (peaks) .atac_var(rownames(m), .assay_coords(a, rownames(m)), gene_level, what) else NULL
+  if (modality == "protein") .check_not_peaks(rownames(m), what)
+  var <- if (modality == "atac") .atac_var(rownames(m), .assay_coords(a, rownames(m)), gene_level, what) else NULL
   list(m = m, var = var)
+}
+
+# modality = "protein" given an assay of peaks (e.g. the bridge's ATAC): one error naming the fix, before Python.
+.check_not_peaks <- function(features, what) {
+  parsed <- .parse_peaks(features)
+  if (is.null(parsed) || !all(attr(parsed, "ok"))) return(invisible(TRUE))
+  .bridge_error(paste0(
+    what, ": modality = \"protein\", but its ", length(features), " features are named like peaks (e.g. ",
+    paste(utils::head(features, 2), collapse = ", "), "). For ATAC give modality = \"atac\"; for ADT name the ",
+    "antibody assays as other.assay = and bridge.assays = c(other = \"ADT\")."), "biclum_bad_modality")
 }
 
 # The fit: reference (rna's RNA), query (other's ATAC / ADT) and bridge (both) -> the DimReducs RunBiCLUM.Seurat()
@@ -98,15 +109,14 @@
 .bridge_reductions <- function(rna_a, other_a, bridge, bridge.assays, modality, annotation, seed, max_epochs, preset,
                                gene_level, layer, join_layers, rna.assay, other.assay, reduction.name, reduction.key,
                                verbose, model_dir, ...) {
-  peaks <- modality == "atac"
   sides <- list(
-    reference = list(rna = .bridge_side(rna_a, layer, join_layers, "rna assay", FALSE, gene_level)),
-    query = stats::setNames(list(.bridge_side(other_a, layer, join_layers, "other assay", peaks, gene_level)),
+    reference = list(rna = .bridge_side(rna_a, layer, join_layers, "rna assay", "rna", gene_level)),
+    query = stats::setNames(list(.bridge_side(other_a, layer, join_layers, "other assay", modality, gene_level)),
                             modality),
     bridge = stats::setNames(list(
-      .bridge_side(bridge[[bridge.assays[["rna"]]]], layer, join_layers, "bridge RNA assay", FALSE, gene_level),
+      .bridge_side(bridge[[bridge.assays[["rna"]]]], layer, join_layers, "bridge RNA assay", "rna", gene_level),
       .bridge_side(bridge[[bridge.assays[["other"]]]], layer, join_layers, paste("bridge", modality, "assay"),
-                   peaks, gene_level)), c("rna", modality)))
+                   modality, gene_level)), c("rna", modality)))
   .check_bridge_cells(sides$bridge$rna$m, sides$bridge[[modality]]$m, bridge.assays)
   fit <- .biclum_mosaic_fit(sides, annotation = annotation, seed = seed, max_epochs = max_epochs, preset = preset,
                             verbose = verbose, model_dir = model_dir, overrides = list(...))

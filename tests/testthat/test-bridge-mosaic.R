@@ -127,8 +127,8 @@ test_that("a bad bridge stops before fitting with one paragraph naming the fix; 
   skip_if_no_biclum_python()
   d <- multiome_split()
   d0 <- d
-  run <- function(...) RunBiCLUM(d$reference, d$query, modality = "atac", annotation = d$annotation,
-                                 verbose = FALSE, max_epochs = 1L, ...)
+  run <- function(..., modality = "atac") RunBiCLUM(d$reference, d$query, modality = modality,
+                                                     annotation = d$annotation, verbose = FALSE, max_epochs = 1L, ...)
   one_paragraph <- function(e) expect_false(grepl("\n", conditionMessage(e)))
   # not a Seurat object
   e <- expect_error(run(bridge = counts_of(d$bridge)), class = "biclum_bad_bridge")
@@ -154,6 +154,10 @@ test_that("a bad bridge stops before fitting with one paragraph naming the fix; 
   e <- expect_error(biclum:::.check_bridge_cells(m, counts_of(d$bridge, "ATAC")[, 1:50], c(rna = "RNA", other = "ATAC")),
                     class = "biclum_bridge_no_shared_cells")
   expect_match(conditionMessage(e), "subset(bridge, cells", fixed = TRUE)
+  # mismatched modalities: peaks given as protein
+  e <- expect_error(run(bridge = d$bridge, modality = "protein"), class = "biclum_bad_modality")
+  expect_match(conditionMessage(e), "modality = \"atac\"", fixed = TRUE)
+  one_paragraph(e)
   # arguments of the two-object call that a bridge replaces
   e <- expect_error(run(bridge = d$bridge, merge = TRUE), class = "biclum_bad_argument")
   expect_match(conditionMessage(e), "MergeBiCLUM")
