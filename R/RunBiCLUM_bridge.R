@@ -140,11 +140,11 @@
 .store_bridge <- function(bridge, drs, reduction.name, modality) {
   cells <- intersect(SeuratObject::Cells(drs$rna), SeuratObject::Cells(drs$other))
   if (length(cells) < ncol(bridge)) bridge <- subset(bridge, cells = cells)
-  names <- c(rna = reduction.name, other = .bridge_reduction_name(reduction.name, modality))
+  reds <- c(rna = reduction.name, other = .bridge_reduction_name(reduction.name, modality))
   for (side in c("rna", "other")) {
     dr <- drs[[side]]
     if (length(SeuratObject::Cells(dr)) > length(cells)) dr <- subset(dr, cells = cells)
-    bridge <- .store_reduction(bridge, dr, names[[side]])
+    bridge <- .store_reduction(bridge, dr, reds[[side]])
   }
   bridge
 }
