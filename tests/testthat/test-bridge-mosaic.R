@@ -127,8 +127,8 @@ test_that("a bad bridge stops before fitting with one paragraph naming the fix; 
   skip_if_no_biclum_python()
   d <- multiome_split()
   d0 <- d
-  run <- function(..., modality = "atac") RunBiCLUM(d$reference, d$query, modality = modality,
-                                                     annotation = d$annotation, verbose = FALSE, max_epochs = 1L, ...)
+  run <- function(..., modality = "atac") suppressMessages(RunBiCLUM(
+    d$reference, d$query, modality = modality, annotation = d$annotation, verbose = FALSE, max_epochs = 1L, ...))
   one_paragraph <- function(e) expect_false(grepl("\n", conditionMessage(e)))
   # not a Seurat object
   e <- expect_error(run(bridge = counts_of(d$bridge)), class = "biclum_bad_bridge")
