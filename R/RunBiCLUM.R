@@ -131,7 +131,8 @@
 #' @param bridge.assays With `bridge`: its RNA and other assays, `c(rna = "RNA", other = "ATAC")`; a missing entry
 #'   defaults to the assay of the same name as in `rna` / `other`, else `"RNA"` / `"ATAC"`, `"peaks"` or `"ADT"`.
 #' @return `RunBiCLUM.Seurat()`: `list(rna = <Seurat>, other = <Seurat>)`, or one Seurat object with
-#'   `merge = TRUE`; with `bridge`, `list(rna = <Seurat>, other = <Seurat>, bridge = <Seurat>)`. The matrix and assay methods: `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
+#'   `merge = TRUE`; with `bridge`, `list(rna = <Seurat>, other = <Seurat>, bridge = <Seurat>)`. The matrix and
+#'   assay methods: `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
 #' @seealso [runBiCLUM()] for SingleCellExperiment objects, [ProjectBiCLUM()], [biclum_install()].
 #' @examples
 #' \donttest{

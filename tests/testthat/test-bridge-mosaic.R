@@ -151,7 +151,8 @@ test_that("a bad bridge stops before fitting with one paragraph naming the fix; 
                     class = "biclum_bridge_no_shared_cells")
   expect_match(conditionMessage(e), "share no cell")
   one_paragraph(e)
-  e <- expect_error(biclum:::.check_bridge_cells(m, counts_of(d$bridge, "ATAC")[, 1:50], c(rna = "RNA", other = "ATAC")),
+  half <- counts_of(d$bridge, "ATAC")[, 1:50]
+  e <- expect_error(biclum:::.check_bridge_cells(m, half, c(rna = "RNA", other = "ATAC")),
                     class = "biclum_bridge_no_shared_cells")
   expect_match(conditionMessage(e), "subset(bridge, cells", fixed = TRUE)
   # mismatched modalities: peaks given as protein
