@@ -50,6 +50,31 @@
 #' the default, or a table without rows gives exactly the unpaired result). Unknown names or a cell in two pairs
 #' stop with an error (class `biclum_input_error`); the number of pairs used is `params$n_known_pairs`.
 #'
+#' **A multiome bridge.** `RunBiCLUM(rna, other, bridge = multiome)` (Seurat objects) integrates an RNA reference
+#' `rna` and an ATAC (or ADT) query `other` through a `bridge`: a Seurat object holding an RNA assay and the
+#' other modality's assay on the same cells (a 10x Multiome, or a CITE-seq object for ADT), as in Seurat v5's
+#' bridge integration. The three go to the Python core's `biclum.integrate_mosaic()` as three datasets (reference:
+#' RNA; query: ATAC / ADT; bridge: both): one model RNA <-> ATAC (ADT) trained on all cells, each object a batch
+#' of its modality, and the bridge's cells (the same cell names in both of its assays) known pairs, exact
+#' positives of the cell-level loss. The bridge's assays are named by `bridge.assays = c(rna = , other = )`; each
+#' defaults to the bridge's assay of the same name as the one used in `rna` / `other` (`rna.assay`,
+#' `other.assay`), else `"RNA"`, and `"ATAC"` or `"peaks"` (ATAC) or `"ADT"` (protein). A Signac `ChromatinAssay`
+#' is read through the assay interface (its ranges give the peak coordinates, its annotation the genes when
+#' `annotation` is `NULL`); the bridge's peaks need not be the query's (different peak sets are each moved to
+#' gene activity first). The result is `list(rna, other, bridge)`: `rna` and `other` as for two objects (the
+#' `DimReduc` `reduction.name`, for ATAC on the gene-activity assay `activity.assay`, which becomes the default
+#' assay), and the bridge with two reductions: `reduction.name` on its RNA assay (key as for `rna`) and
+#' `"<reduction.name>.<modality>"` (e.g. `"biclum.atac"`, key `"BICLUMATAC_"`) on its other assay, whose
+#' loadings are gene-space feature embeddings, as for ADT; the bridge keeps its default assay, and
+#' `Tool(bridge, "RunBiCLUM")` records `bridge.assays` and `bridge.reductions`. All embeddings are in one space:
+#' [TransferLabels()] moves labels from the reference to the query (`TransferLabels(res$other, res$rna, label =
+#' "cell_type")`), [MergeBiCLUM()] makes one object of `res$rna` and `res$other`, and `model_dir` saves the model
+#' for [ProjectBiCLUM()]. With a bridge, each object is one batch, so `rna.batch`, `other.batch`,
+#' `split.batches = TRUE`, `merge = TRUE`, `paired` and `gene.symbols` are refused; split v5 layers are joined on
+#' a copy as without a bridge. A `bridge` that is not a Seurat object, lacks either assay, or whose two assays do
+#' not hold the same cells stops before anything runs, with an error of class `biclum_bad_bridge` (or
+#' `biclum_bridge_no_shared_cells`) naming the fix; as always, the input objects are not modified.
+#'
 #' **Conditions.** Python warnings become R warnings (class `biclum_python_warning`) with the Python message;
 #' Python errors become R errors (class `biclum_python_error`, and `biclum_input_error` for bad input) with the
 #' Python message. With `verbose = TRUE` progress is reported as R messages (class `biclum_progress`) at most
@@ -100,8 +125,14 @@
 #'   rownames are Ensembl IDs); they name the RNA genes in the Python core (its `gene_symbols`), while the results
 #'   keep the rownames; and `paired`: known pairs (`TRUE`, or a `data.frame` of RNA and other cell names; see
 #'   **Known pairs**).
+#' @param bridge Seurat objects only: `NULL` (default), or a Seurat object holding an RNA assay and the other
+#'   modality's assay on the same cells (a multiome or CITE-seq bridge between `rna` and `other`; see **A
+#'   multiome bridge**).
+#' @param bridge.assays With `bridge`: its RNA and other assays, `c(rna = "RNA", other = "ATAC")`; a missing entry
+#'   defaults to the assay of the same name as in `rna` / `other`, else `"RNA"` / `"ATAC"`, `"peaks"` or `"ADT"`.
 #' @return `RunBiCLUM.Seurat()`: `list(rna = <Seurat>, other = <Seurat>)`, or one Seurat object with
-#'   `merge = TRUE`. The matrix and assay methods: `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
+#'   `merge = TRUE`; with `bridge`, `list(rna = <Seurat>, other = <Seurat>, bridge = <Seurat>)`. The matrix and
+#'   assay methods: `list(rna = <DimReduc>, other = <DimReduc>, params = <list>)`.
 #' @seealso [runBiCLUM()] for SingleCellExperiment objects, [ProjectBiCLUM()], [biclum_install()].
 #' @examples
 #' \donttest{
@@ -176,9 +207,11 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
                              rna.assay = NULL, other.assay = NULL, layer = "counts", join_layers = TRUE,
                              rna.batch = NULL, other.batch = NULL, split.batches = FALSE,
                              reduction.name = "biclum", reduction.key = NULL, overwrite = TRUE,
-                             activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL, ...) {
+                             activity.assay = "BiclumActivity", merge = FALSE, verbose = TRUE, model_dir = NULL,
+                             bridge = NULL, bridge.assays = NULL, ...) {
   modality <- .check_modality(modality[1])
   .check_seurat(other, "other")
+  if (!is.null(bridge)) .check_bridge_call(bridge, rna.batch, other.batch, split.batches, merge, list(...))
   .check_new_reduction(rna, reduction.name, "rna", overwrite)
   .check_new_reduction(other, reduction.name, "other", overwrite)
   reduction.key <- reduction.key %||% .key_from_name(reduction.name)
@@ -191,15 +224,27 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   if (activity) .check_new_assay(other, activity.assay, other.assay, overwrite)
   rna_a <- .get_assay(rna, rna.assay, "rna")
   other_a <- .get_assay(other, other.assay, "other")
-  batches <- list(rna = .batch_obs(rna, rna_a, rna.batch, split.batches, layer, "rna"),
-                  other = .batch_obs(other, other_a, other.batch, split.batches, layer, "other"))
-  drs <- RunBiCLUM(rna_a, other_a, modality = modality, annotation = annotation, seed = seed,
-                   max_epochs = max_epochs, preset = preset, gene_level = gene_level, layer = layer,
-                   join_layers = join_layers, rna.assay = rna.assay, other.assay = other.assay,
-                   reduction.key = reduction.key, verbose = verbose, model_dir = model_dir,
-                   rna_obs = batches$rna, other_obs = batches$other,
-                   rna_batch_key = if (!is.null(batches$rna)) "biclum_batch",
-                   other_batch_key = if (!is.null(batches$other)) "biclum_batch", ...)
+  if (is.null(bridge)) {
+    batches <- list(rna = .batch_obs(rna, rna_a, rna.batch, split.batches, layer, "rna"),
+                    other = .batch_obs(other, other_a, other.batch, split.batches, layer, "other"))
+    drs <- RunBiCLUM(rna_a, other_a, modality = modality, annotation = annotation, seed = seed,
+                     max_epochs = max_epochs, preset = preset, gene_level = gene_level, layer = layer,
+                     join_layers = join_layers, rna.assay = rna.assay, other.assay = other.assay,
+                     reduction.key = reduction.key, verbose = verbose, model_dir = model_dir,
+                     rna_obs = batches$rna, other_obs = batches$other,
+                     rna_batch_key = if (!is.null(batches$rna)) "biclum_batch",
+                     other_batch_key = if (!is.null(batches$other)) "biclum_batch", ...)
+  } else {
+    bridge.assays <- .bridge_assays(bridge, bridge.assays, rna.assay, other.assay, modality)
+    .check_new_reduction(bridge, reduction.name, "bridge", overwrite)
+    .check_new_reduction(bridge, .bridge_reduction_name(reduction.name, modality), "bridge", overwrite)
+    annotation <- annotation %||% .assay_annotation(other_a) %||% .assay_annotation(bridge[[bridge.assays[["other"]]]])
+    drs <- .bridge_reductions(rna_a, other_a, bridge, bridge.assays, modality = modality, annotation = annotation,
+                              seed = seed, max_epochs = max_epochs, preset = preset, gene_level = gene_level,
+                              layer = layer, join_layers = join_layers, rna.assay = rna.assay,
+                              other.assay = other.assay, reduction.name = reduction.name,
+                              reduction.key = reduction.key, verbose = verbose, model_dir = model_dir, ...)
+  }
   if (activity) {
     counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
                                .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))
@@ -224,6 +269,14 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   cmd <- SeuratObject::LogSeuratCommand(rna, return.command = TRUE)
   rna[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = rna.assay)
   other[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = other.assay)
+  if (!is.null(bridge)) {
+    bridge <- .store_bridge(bridge, drs$bridge, reduction.name, modality)
+    SeuratObject::Tool(bridge) <- c(tool, side = "bridge", list(bridge.assays = bridge.assays,
+                                    bridge.reductions = c(rna = reduction.name,
+                                                          other = .bridge_reduction_name(reduction.name, modality))))
+    bridge[[methods::slot(cmd, "name")]] <- methods::initialize(cmd, assay.used = bridge.assays[["rna"]])
+    return(list(rna = rna, other = other, bridge = bridge))
+  }
   if (isTRUE(merge)) return(MergeBiCLUM(rna, other, reduction = reduction.name))
   list(rna = rna, other = other)
 }

@@ -1,4 +1,5 @@
-# The one place R calls biclum.integrate (through biclum.bridge.integrate_from_r).
+# The one place R calls biclum.integrate and biclum.integrate_mosaic (through biclum.bridge.integrate_from_r and
+# mosaic_from_r).
 
 .emit <- function(text, class) {
   message(structure(class = c(class, "message", "condition"),
@@ -76,10 +77,7 @@
   .check_unique_cells(rna, "rna")
   .check_unique_cells(other, "other")
   bridge <- .biclum_bridge()
-  if (length(overrides)) {
-    bad <- names(overrides)[is.null(names(overrides)) | !nzchar(names(overrides))]
-    if (length(bad) || is.null(names(overrides))) stop("additional arguments (...) must be named", call. = FALSE)
-  }
+  .check_named(overrides)
   rna_var <- .gene_symbols_var(overrides[["gene.symbols"]], rna)
   overrides[["gene.symbols"]] <- NULL
   paired <- .paired_arg(overrides[["paired"]])
@@ -103,6 +101,47 @@
   if (verbose) {
     .emit(sprintf("biclum: done in %.1f s", as.numeric(difftime(Sys.time(), t0, units = "secs"))),
           "biclum_log")
+  }
+  res
+}
+
+.check_named <- function(overrides) {
+  if (length(overrides) && (is.null(names(overrides)) || any(!nzchar(names(overrides))))) {
+    stop("additional arguments (...) must be named", call. = FALSE)
+  }
+}
+
+#' @noRd
+#' @param datasets list(name = list(modality = list(m = dgCMatrix features x cells, var = data.frame or NULL)));
+#'   e.g. reference (rna), query (atac), bridge (rna + atac).
+#' @return list(datasets = list(name = list(modality = <reduction>)), params, biclum_version) (.from_py()).
+.biclum_mosaic_fit <- function(datasets, annotation = NULL, seed = 0L, max_epochs = NULL, preset = "default",
+                               verbose = TRUE, model_dir = NULL, overrides = list()) {
+  verbose <- isTRUE(verbose)
+  bridge <- .biclum_bridge()
+  .check_named(overrides)
+  specs <- lapply(names(datasets), function(name) {
+    mods <- datasets[[name]]
+    for (mod in names(mods)) .check_unique_cells(mods[[mod]]$m, paste(name, mod))
+    # py_dict: reticulate::dict() would read a key naming a variable (e.g. "bridge") as that variable
+    reticulate::py_dict(names(mods), unname(lapply(mods, function(s) .dgc_to_py(s$m, var = s$var))), convert = FALSE)
+  })
+  t0 <- Sys.time()
+  if (verbose) {
+    .emit(paste0("biclum: integrating ", paste(vapply(names(datasets), function(name) paste0(
+      name, " (", paste(vapply(names(datasets[[name]]), function(mod) sprintf("%d %s cells", ncol(
+        datasets[[name]][[mod]]$m), mod), character(1)), collapse = " + "), ")"), character(1)), collapse = ", ")),
+      "biclum_log")
+  }
+  res <- bridge$mosaic_from_r(
+    reticulate::py_dict(names(datasets), specs, convert = FALSE),
+    annotation = .annotation_arg(annotation), seed = as.integer(seed),
+    max_epochs = if (is.null(max_epochs)) NULL else as.integer(max_epochs), preset = preset, verbose = verbose,
+    log_fn = if (verbose) .log_fn() else NULL, model_dir = if (is.null(model_dir)) NULL else path.expand(model_dir),
+    overrides = reticulate::dict(overrides))
+  res <- .from_py(.py_result(res)$value)
+  if (verbose) {
+    .emit(sprintf("biclum: done in %.1f s", as.numeric(difftime(Sys.time(), t0, units = "secs"))), "biclum_log")
   }
   res
 }

@@ -75,6 +75,32 @@ def test_integrate_and_project_from_r_return_reductions_with_the_genes_used(tmp_
     assert np.abs(plain - emb.to_numpy()).max() > 1e-3  # the batches are used
 
 
+def test_mosaic_from_r_returns_a_reduction_per_dataset_and_modality_in_one_space(tmp_path):
+    """R's RunBiCLUM(rna, other, bridge = ): reference (RNA), query (ADT), bridge (both) as adata specs."""
+    rna, adt, _ = datasets.simulate(n_cells=150, modality="protein", paired=True, seed=0)
+    b, r, q = np.arange(50), np.arange(50, 100), np.arange(100, 150)
+    specs = {"reference": {"rna": _adata_spec(rna[r])}, "query": {"protein": _adata_spec(adt[q])},
+             "bridge": {"rna": _adata_spec(rna[b]), "protein": _adata_spec(adt[b])}}
+    res = bridge.mosaic_from_r(specs, max_epochs=1, verbose=False, model_dir=str(tmp_path / "m"),
+                               overrides={"batch_size": 64.0, "num_threads": 1.0})
+    assert res["ok"], res.get("traceback")
+    value = dict(zip(res["value"]["names"], res["value"]["values"]))
+    assert value["params"]["kind"] == "dict" and (tmp_path / "m").is_dir()
+    sets = {name: dict(zip(mods["names"], mods["values"]))
+            for name, mods in zip(value["datasets"]["names"], value["datasets"]["values"])}
+    assert {k: sorted(v) for k, v in sets.items()} == {"reference": ["rna"], "query": ["protein"],
+                                                       "bridge": ["protein", "rna"]}
+    for name, idx in (("reference", r), ("query", q), ("bridge", b)):
+        for red in sets[name].values():
+            assert red["kind"] == "reduction" and red["cells"] == list(rna.obs_names[idx])
+            assert red["embedding"].shape == (len(idx), red["loadings"].shape[1])
+            assert len(red["features"]) == red["loadings"].shape[0] > 0
+            assert red["has_mnn_partner"].dtype == bool and red["has_mnn_partner"].shape == (len(idx),)
+    assert sets["bridge"]["rna"]["has_mnn_partner"].all()  # known pairs: every bridge cell has its partner
+    bad = bridge.mosaic_from_r({"query": {"protein": _adata_spec(adt[q])}}, max_epochs=1, verbose=False)
+    assert not bad["ok"] and bad["error_class"] == "BiclumInputError" and "RNA" in bad["message"]
+
+
 def _granges_table() -> pd.DataFrame:
     """A Signac/EnsDb-like GRanges as R's as.data.frame() gives it: one row per exon/gap, factors for seqnames and
     strand, and a gene on two chromosomes (PARG: chrX 10-20 kb, chrY 50-90 kb, the longer)."""

@@ -3,7 +3,7 @@
 * :mod:`~biclum.bridge.codec`: the one tagged format of values each way (sparse matrices as the ``(x, i, p,
   dim)`` vectors of an R ``dgCMatrix``, data frames as typed columns, results as reductions), never relying on
   reticulate's automatic SciPy/pandas conversion (broken with reticulate < 1.29 and current SciPy/pandas 2);
-* :mod:`~biclum.bridge.entry`: the calls R makes (integrate, project, downstream);
+* :mod:`~biclum.bridge.entry`: the calls R makes (integrate, mosaic, project, downstream);
 * :mod:`~biclum.bridge.relay`: logs, progress, warnings and errors of those calls, sent to R.
 
 R users do not call this package directly: see the R functions ``RunBiCLUM()``, ``runBiCLUM()``,
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from .codec import (Reduction, anndata_from_vectors, anndata_to_vectors, as_anndata, columns_to_frame, decode,
                     encode, frame_to_columns, reduction_from_result, sparse_from_vectors, sparse_to_vectors)
-from .entry import downstream_from_r, integrate_from_r, project_from_r, runtime_info
+from .entry import downstream_from_r, integrate_from_r, mosaic_from_r, project_from_r, runtime_info
 
 __all__ = [
     "sparse_to_vectors", "sparse_from_vectors", "frame_to_columns", "columns_to_frame", "anndata_from_vectors",
     "anndata_to_vectors", "read_h5ad_vectors", "as_anndata", "decode", "encode", "Reduction",
-    "reduction_from_result", "integrate_from_r", "project_from_r", "runtime_info", "downstream_from_r",
+    "reduction_from_result", "integrate_from_r", "mosaic_from_r", "project_from_r", "runtime_info", "downstream_from_r",
 ]
 
 

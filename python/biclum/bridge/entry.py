@@ -1,4 +1,5 @@
-"""The calls R makes: integrate, project (query mapping), downstream analyses, runtime versions.
+"""The calls R makes: integrate, mosaic (a multiome bridge), project (query mapping), downstream analyses,
+runtime versions.
 
 Each takes the tagged specs of :mod:`biclum.bridge.codec` (or AnnData objects) and returns, through
 :func:`biclum.bridge.relay.call_for_r`, ``{"ok", "warnings", "value"}`` with ``value`` encoded by
@@ -7,15 +8,17 @@ what the results hold (which features get loadings, which cells are embedded) is
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
+import pandas as pd
 
 from .codec import Reduction, as_anndata, decode, encode, reduction_from_result
 from .relay import Relay, call_for_r
 
-__all__ = ["runtime_info", "integrate_from_r", "project_from_r", "downstream_from_r"]
+__all__ = ["runtime_info", "integrate_from_r", "mosaic_from_r", "project_from_r", "downstream_from_r"]
 
 
 def runtime_info() -> dict:
@@ -104,6 +107,61 @@ def integrate_from_r(rna: Any, other: Any, modality: str = "atac", annotation: A
         return {"value": encode({
             "rna": reduction_from_result(res.rna, key_added), "other": reduction_from_result(res.other, key_added),
             "params": uns.get("params", {}) if isinstance(uns, Mapping) else {},
+            "biclum_version": getattr(biclum, "__version__", "unknown")})}
+
+    return call_for_r(body, relay, verbose)
+
+
+def _mosaic_reduction(res, name: str, modality: str, key: str) -> Reduction:
+    """The :class:`Reduction` of one dataset's modality in a :class:`biclum.mosaic.MosaicResult`: RNA with its
+    genes' loadings (``varm``), another modality with its model's gene-space feature embeddings in the one space
+    (rotated as its cells are); the MNN-partner flag of its cells in their model."""
+    from ..mosaic import SEP
+
+    adata = res.datasets[name][modality]
+    model_mod = modality if modality != "rna" else next(iter(res.models))
+    model, side = res.models[model_mod], "rna" if modality == "rna" else "other"
+    flags = pd.Series(np.asarray(model.pair_flags[side], dtype=bool), index=list(model.cell_names[side]))
+    tagged = [f"{name}{SEP}{c}" for c in adata.obs_names.astype(str)]
+    partner = flags.reindex(tagged).fillna(False).to_numpy(dtype=bool)
+    if modality == "rna":
+        red = reduction_from_result(adata, key)
+        return dataclasses.replace(red, has_mnn_partner=partner)
+    fe = model.get_feature_embeddings("other")
+    return Reduction(cells=adata.obs_names.astype(str).tolist(), embedding=np.asarray(adata.obsm[f"X_{key}"]),
+                     features=fe.index.astype(str).tolist(), loadings=fe.values @ res.rotations[modality],
+                     has_mnn_partner=partner)
+
+
+def mosaic_from_r(datasets: Any, annotation: Any = None, seed: int = 0, max_epochs: Optional[int] = None,
+                  preset: str = "default", verbose: bool = True, log_fn: Optional[Callable] = None,
+                  key_added: str = "biclum", model_dir: Optional[str] = None,
+                  overrides: Optional[Mapping] = None) -> dict:
+    """Run :func:`biclum.integrate_mosaic` for R (``RunBiCLUM(rna, other, bridge = )``).
+
+    ``datasets``: ``{name: {modality: "adata" spec}}`` (e.g. reference: rna, query: atac, bridge: rna + atac);
+    ``annotation`` as in :func:`integrate_from_r`; ``model_dir``: where the model of the (one) non-RNA modality
+    is saved. The value is ``{"datasets": {name: {modality: Reduction}}, "params", "biclum_version"}``; errors
+    come back as :func:`integrate_from_r`'s do.
+    """
+    import biclum
+
+    relay = Relay(log_fn if verbose else None)
+
+    def body() -> dict:
+        data = {str(name): {str(m): as_anndata(decode(spec), f"{name} {m}") for m, spec in dict(mods).items()}
+                for name, mods in dict(datasets).items()}
+        res = biclum.integrate_mosaic(data, decode(annotation), seed=int(seed),
+                                      max_epochs=None if max_epochs is None else int(max_epochs),
+                                      preset=str(preset), progress=False, key_added=key_added,
+                                      **_coerce_overrides(dict(overrides or {}), preset))
+        first = next(iter(res.models.values()))
+        if model_dir is not None:
+            first.save(str(model_dir))
+        return {"value": encode({
+            "datasets": {name: {m: _mosaic_reduction(res, name, m, key_added) for m in mods}
+                         for name, mods in res.datasets.items()},
+            "params": {**first.params_for_uns(), "mosaic_models": list(res.models)},
             "biclum_version": getattr(biclum, "__version__", "unknown")})}
 
     return call_for_r(body, relay, verbose)
