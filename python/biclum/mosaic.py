@@ -186,7 +186,9 @@ def _tagged(adata, dataset: str, layer: Optional[str]):
     obs[DATASET_KEY] = dataset
     obs.index = pd.Index([f"{dataset}{SEP}{c}" for c in adata.obs_names.astype(str)])
     X = adata.X if layer is None else adata.layers[layer]
-    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    var = adata.var.copy()  # peak coordinates (chrom/start/end) travel with the peaks
+    var.index = adata.var_names.astype(str)
+    return ad.AnnData(X=X, obs=obs, var=var)
 
 
 def join_modality(parts: list, modality: str, what: str):
