@@ -88,18 +88,18 @@ def cca_pairs(x_rna: np.ndarray, x_atac: np.ndarray, rows: np.ndarray, cols: np.
 
 
 def anchor_scores(x_rna: np.ndarray, x_atac: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int = 30):
-    """Seurat's anchor score of each pair (:func:`biclum.pairs.anchor_scores`), in the order of (rows, cols)."""
+    """Seurat's anchor score: shared neighbours of the two cells of each pair, within RNA and within ATAC (each
+    modality's own space), the other side's neighbours found through the pairs themselves."""
     import scipy.sparse as sp
 
-    from biclum.pairs import anchor_scores as scores
+    from biclum.pairs import _knn_graph, knn_cosine
 
-    pairs = sp.csr_matrix((np.arange(1, len(rows) + 1, dtype=np.float64), (rows, cols)),
-                          shape=(len(x_rna), len(x_atac)))
-    pairs.sort_indices()
-    order = pairs.data.astype(np.int64) - 1  # CSR position -> input position
-    out = np.empty(len(rows))
-    out[order] = scores(x_rna, x_atac, pairs, k)
-    return out
+    rr = _knn_graph(knn_cosine(x_rna, x_rna, k), len(x_rna)).astype(np.float32)
+    aa = _knn_graph(knn_cosine(x_atac, x_atac, k), len(x_atac)).astype(np.float32)
+    pairs = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(x_rna), len(x_atac)))
+    rna_side = (aa[cols].multiply(pairs[rows])).sum(1)        # i's partners among j's ATAC neighbours
+    atac_side = (rr[rows].multiply(pairs.T.tocsr()[cols])).sum(1)  # j's partners among i's RNA neighbours
+    return np.asarray(rna_side).ravel() + np.asarray(atac_side).ravel()
 
 
 def run(prep: dict, seed: int, threads: int) -> list[dict]:

@@ -60,8 +60,6 @@ class PairConfig:
     exact_knn_max: float = 2.5e9     # exact (flat) faiss search while n_rna*n_other is below this, else IVF
     batch_mnn_k: Optional[int] = None  # with batch keys: k of the cross-batch MNN search within a modality;
                                        # None: as mnn_k's auto rule on the two batches' sizes
-    pair_weight_power: float = 0.0    # partners drawn in proportion to (anchor score + 1)^power (Seurat's shared-
-                                      # neighbour score of each MNN pair, biclum.pairs.anchor_weighted); 0: uniform
     anchor_known_pairs: bool = False  # with known pairs (paired=): also search the MNN pairs of the other cells
                                       # with the pairs as landmarks (biclum.known_pairs.anchored)
 

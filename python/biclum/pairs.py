@@ -149,52 +149,12 @@ def auto_smooth_k(n_rna: int, n_other: int, requested=None) -> int:
 
 def sample_partners(partners: sp.csr_matrix, cells: np.ndarray,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One partner drawn for each of ``cells`` that has partners (rows of the CSR adjacency ``partners``):
-    uniformly when every entry is 1 (unweighted pairs), else in proportion to the entries (pair weights, see
-    :func:`anchor_weighted`). Returns (positions into ``cells`` of the cells kept, their partners)."""
+    """One partner drawn uniformly for each of ``cells`` that has partners (rows of the CSR adjacency ``partners``).
+    Returns (positions into ``cells`` of the cells kept, their partners)."""
     deg = np.diff(partners.indptr)[cells]
     positions = np.flatnonzero(deg > 0)
-    u = rng.random(len(positions))
-    starts = partners.indptr[cells[positions]]
-    if partners.nnz and np.all(partners.data == 1):
-        return positions, partners.indices[starts + (u * deg[positions]).astype(np.int64)]
-    cum = np.cumsum(partners.data, dtype=np.float64)  # linear in the pairs; a row's draw searches its own span
-    before = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
-    target = before + u * (cum[starts + deg[positions] - 1] - before)
-    picks = np.minimum(np.searchsorted(cum, target, side="right"), starts + deg[positions] - 1)
-    return positions, partners.indices[picks]
-
-
-def anchor_scores(x_rna: np.ndarray, x_other: np.ndarray, pairs: sp.csr_matrix, k: int = 30,
-                  exact_max: float = 2.5e9, seed: int = 0) -> np.ndarray:
-    """Seurat's anchor score of each pair (i, j) of ``pairs`` (rna x other, CSR order): the partners of i among
-    j's k neighbours in the other modality's own space plus the partners of j among i's k RNA neighbours. A pair
-    whose two neighbourhoods are also paired is consistent; a lone pair is more likely wrong. Linear in cells."""
-    rr = _knn_graph(knn_cosine(x_rna, x_rna, k, exact_max, seed), len(x_rna)).astype(np.float32)
-    oo = _knn_graph(knn_cosine(x_other, x_other, k, exact_max, seed), len(x_other)).astype(np.float32)
-    coo = pairs.tocoo()
-    rows, cols = coo.row, coo.col
-    pattern = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=pairs.shape)
-    other_side = np.asarray(oo[cols].multiply(pattern[rows]).sum(1)).ravel()
-    rna_side = np.asarray(rr[rows].multiply(pattern.T.tocsr()[cols]).sum(1)).ravel()
-    return other_side + rna_side
-
-
-def anchor_weighted(pairs: CellPairs, x_rna: np.ndarray, x_other: np.ndarray, power: float, k: int = 30,
-                    exact_max: float = 2.5e9, seed: int = 0) -> CellPairs:
-    """``pairs`` with each pair weighted (anchor score + 1) ** ``power`` (:func:`anchor_scores`): partners are
-    then drawn in proportion to how consistent the pair is with its neighbourhoods (logged)."""
-    adj = pairs.adjacency.tocsr()
-    adj.sort_indices()
-    score = anchor_scores(x_rna, x_other, adj, k, exact_max, seed)
-    weights = ((score + 1.0) ** power).astype(np.float32)
-    coo = adj.tocoo()
-    out = sp.csr_matrix((weights, (coo.row, coo.col)), shape=adj.shape)
-    out.sort_indices()
-    logger.info("pair weights: (anchor score + 1)^%g over %d pairs (shared neighbours, k=%d); median score %.0f, "
-                "%.1f%% of pairs score 0", power, len(weights), k, float(np.median(score)),
-                100 * float(np.mean(score == 0)))
-    return CellPairs(out)
+    offsets = (rng.random(len(positions)) * deg[positions]).astype(np.int64)
+    return positions, partners.indices[partners.indptr[cells[positions]] + offsets]
 
 
 def feature_pairs(features_rna: np.ndarray, features_other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

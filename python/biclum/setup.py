@@ -24,8 +24,7 @@ from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
 from .known_pairs import anchored, read_known_pairs, with_known_pairs
 from .module import MODALITIES
-from .pairs import (CellPairs, anchor_weighted, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors,
-                    neighbor_smooth)
+from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
 from .sketch import feature_sketch, joint_metacells, metacell_assignments
 from .state import FittedSetup
@@ -347,9 +346,6 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
         raise BiclumInputError("no mutual nearest neighbours were found between rna and the other modality; "
                                "check that both describe the same tissue and that the gene names match, or "
                                "raise mnn_k.")
-    if cfg.pairs.pair_weight_power > 0:
-        cell_pairs = anchor_weighted(cell_pairs, pcs["rna"], pcs["other"], cfg.pairs.pair_weight_power,
-                                     exact_max=cfg.pairs.exact_knn_max, seed=seed)
     return cell_pairs, z
 
 

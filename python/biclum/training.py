@@ -402,7 +402,6 @@ class Trainer:
             "state": json.dumps(self.state.__dict__), "best_state": self.best_state,
             "partners": {m: {"indptr": torch.as_tensor(self.partners[m].indptr.astype(np.int64)),
                              "indices": torch.as_tensor(self.partners[m].indices.astype(np.int64)),
-                             "data": torch.as_tensor(self.partners[m].data.astype(np.float32)),
                              "shape": list(self.partners[m].shape)} for m in MODALITIES},
         }
         write_bytes(path, in_memory(lambda fh: torch.save(payload, fh)),
@@ -435,8 +434,7 @@ class Trainer:
         for m in MODALITIES:
             part = payload["partners"][m]
             indices = part["indices"].numpy()
-            data = part["data"].numpy() if "data" in part else np.ones(len(indices), np.float32)  # pair weights
-            self.partners[m] = sp.csr_matrix((data, indices,
+            self.partners[m] = sp.csr_matrix((np.ones(len(indices), np.float32), indices,
                                                    part["indptr"].numpy()), shape=tuple(part["shape"]))
         logger.info("resumed from %s after epoch %d", path, self.state.epoch)
 
