@@ -8,12 +8,20 @@
   ``"other"`` (or exactly two columns, RNA first), a list of (rna, other) tuples, or the path of a CSV/TSV file
   with those two columns (a header line is optional).
 
-Each known pair is an exact positive of the cell-level contrastive loss: the partner matrices the training loop
-samples from (:class:`KnownCellPairs`) give a paired cell its true partner only, in place of its MNN partners,
-whenever pairs are found or re-found (``refresh_pairs_every``). Unpaired cells keep their MNN partners (paired
-cells among them). Pairs whose cells were dropped on the way (no counts) are left out, with a log line of how many
-pairs were given, kept, and how many cells stay unpaired. No pairs (``None``, or an empty table) leave training
-exactly as without the argument.
+Each known pair is an exact positive of the cell-level contrastive loss, twice over:
+
+* the partner matrices the training loop samples from (:class:`KnownCellPairs`) give a paired cell its true
+  partner only, in place of its MNN partners, whenever pairs are found or re-found (``refresh_pairs_every``);
+  unpaired cells keep their MNN partners (paired cells among them);
+* a second cell-level NT-Xent on the known pairs alone (the ``"known"`` loss term, weight ``alpha_known``; None,
+  the default: ``alpha``) sees up to ``batch_size`` of them in every step, however few are in the step's cells,
+  so the encoders learn the cross-modal map the pairs define on every step and carry it to the unpaired cells.
+  Logged when training starts: the number of pairs and the weight.
+
+Pairs whose cells were dropped on the way (no counts) are left out, with a log line of how many pairs were given,
+kept, and how many cells stay unpaired. No pairs (``None``, or an empty table) leave setup and training exactly as
+without the argument (the same embeddings, bit for bit). Memory stays linear in cells: the pairs are a sparse
+matrix and two index arrays.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ import scipy.sparse as sp
 
 from ._logging import logger
 from .errors import BiclumInputError
-from .pairs import CellPairs, _normalize_rows
+from .pairs import CellPairs
 
 SHARED = "shared"
 FORMAT = ("give paired=True (or 'shared') when a cell has the same name in both inputs, or a two-column table of "
@@ -146,28 +154,6 @@ def _checked(rna: np.ndarray, other: np.ndarray, rna_names: pd.Index, other_name
                 f"table.drop_duplicates(subset=['rna']).drop_duplicates(subset=['other'])) after checking which "
                 f"pair is right.")
     return KnownPairs(rna=np.asarray(rna, dtype=object), other=np.asarray(other, dtype=object))
-
-
-def anchored(z: dict, space: dict, known: Optional[sp.csr_matrix]) -> dict:
-    """The MNN search space ``z`` (modality -> cells x d) anchored by the known pairs: each cell's row joined by its
-    cosine similarities to the paired cells of its own modality in its own representation ``space`` (RNA PCA,
-    ATAC LSI, ADT PCA), standardised per paired cell. Landmark l is the same cell on both sides, so these
-    coordinates compare across modalities (as in a bridge's dictionary representation) and carry far more than
-    the shared genes. Both parts are unit rows scaled so that cosine similarity weighs the landmark part by
-    n / (n + d) (n known pairs, d dimensions of ``z``): a few landmarks are a coarse map. ``z`` itself without
-    known pairs."""
-    if known is None or known.nnz == 0:
-        return z
-    landmarks = dict(zip(("rna", "other"), known.nonzero()))  # pair k: (rna row, other column)
-    weight = known.nnz / (known.nnz + z["rna"].shape[1])  # few landmarks: a coarse part, weighed less
-    out = {}
-    for m, idx in landmarks.items():
-        x = _normalize_rows(space[m])
-        sims = x @ x[idx].T
-        sims = (sims - sims.mean(axis=0)) / np.maximum(sims.std(axis=0), 1e-6)
-        out[m] = np.hstack([np.sqrt(1 - weight) * _normalize_rows(z[m]),
-                            np.sqrt(weight) * _normalize_rows(sims)]).astype(np.float32)
-    return out
 
 
 class KnownCellPairs(CellPairs):

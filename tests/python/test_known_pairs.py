@@ -180,20 +180,41 @@ def test_bridge_takes_a_frame_of_pairs(sim):
     assert params["values"][params["names"].index("n_known_pairs")] == 15
 
 
-def test_anchoring_joins_landmark_similarities_and_is_opt_in(sim):
-    from biclum.known_pairs import anchored
+def test_known_pairs_get_a_cell_level_term_of_their_own(sim, biclum_log):
+    from biclum.training import Trainer
 
-    rng = np.random.default_rng(0)
-    space = rng.normal(size=(40, 6)).astype(np.float32)
-    z = {"rna": rng.normal(size=(40, 4)), "other": rng.normal(size=(40, 4))}
-    assert anchored(z, {"rna": space, "other": space}, None) is z
-    known = sp.csr_matrix((np.ones(4, np.float32), (np.arange(4), np.arange(4))), shape=(40, 40))
-    out = anchored(z, {"rna": space, "other": space}, known)
-    assert out["rna"].shape == (40, 8)
-    np.testing.assert_allclose(out["rna"][:, 4:], out["other"][:, 4:], atol=1e-6)  # same cells, same landmarks
-    np.testing.assert_allclose(np.linalg.norm(out["rna"], axis=1), 1.0, atol=1e-5)
     rna = sim[0]
     table = pd.DataFrame({"rna": rna.obs_names[::10], "other": rna.obs_names[::10]})
-    plain, off, on = _model(sim), _model(sim, paired=table), _model(sim, paired=table, anchor_known_pairs=True)
-    assert off.n_mnn_pairs == plain.n_mnn_pairs and on.n_mnn_pairs != plain.n_mnn_pairs
-    assert all(_rows(on.prepared.data.partners["rna"])[i] == (i,) for i in range(0, 300, 10))
+    model = _model(sim, paired=table)
+    known = model.prepared.data.known_pairs
+    assert list(known[0]) == list(range(0, 300, 10)) and list(known[1]) == list(range(0, 300, 10))
+    model.fit(max_epochs=2, progress=False)
+    assert "known pairs: a cell-level NT-Xent on the 30 known pairs alone (up to 128 a step), weight 1 " \
+           "(alpha_known=None: alpha)" in biclum_log.text
+    assert all(np.isfinite(r["known"]) for r in model.history)
+    trainer = Trainer(model.module, model.prepared.data, model.config.train, torch_cpu())
+    cells = {"rna": np.arange(5), "other": np.arange(7)}
+    grown, (ra, ob) = trainer._known_pairs(cells)  # every known pair, appended after the step's cells
+    assert list(grown["rna"][ra.numpy()]) == list(known[0]) and list(grown["other"][ob.numpy()]) == list(known[1])
+    assert list(grown["rna"][:5]) == list(range(5)) and list(grown["other"][:7]) == list(range(7))
+    off = _model(sim, paired=table, alpha_known=0)
+    off.fit(max_epochs=1, progress=False)
+    assert "known" not in off.history[0]
+
+
+def test_unpaired_runs_have_no_known_term_and_old_configs_load(sim):
+    from biclum.config import BiclumConfig
+
+    model = _model(sim)
+    assert model.prepared.data.known_pairs is None
+    model.fit(max_epochs=1, progress=False)
+    assert "known" not in model.history[0]
+    saved = BiclumConfig.from_preset("default").to_dict()
+    saved["pairs"]["anchor_known_pairs"] = True  # a model saved by an earlier version
+    assert BiclumConfig.from_dict(saved).to_dict() == BiclumConfig.from_preset("default").to_dict()
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
