@@ -22,7 +22,7 @@ from .batches import (SHIFT_ONLY_MIXING, BatchCentering, BatchShifts, batch_code
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
-from .known_pairs import read_known_pairs, with_known_pairs
+from .known_pairs import read_known_pairs, with_known_pairs, with_pair_map
 from .module import MODALITIES
 from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
@@ -162,7 +162,7 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     stages.done("preprocess")
     centering, pcs, shifts, cross_pairs = _centre_batches(pcs, inputs.labels, config, choices)
     stages.start(5, "finding mutual nearest neighbours between modalities")
-    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices)
+    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices, known)
     cell_pairs = with_known_pairs(cell_pairs, known)
     batch_partners = {m: None if inputs.labels[m] is None or not cross_pairs else cross_batch_pairs(
         pcs[m], inputs.labels[m], config.pairs.batch_mnn_k, config.pairs.exact_knn_max, config.train.seed, m)
@@ -314,8 +314,9 @@ def _batch_shifts(pcs: dict, labels: dict, config: BiclumConfig, choices: dict) 
 
 
 def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,
-                config: BiclumConfig, choices: dict) -> tuple[CellPairs, dict]:
-    """MNN pairs in the joint PCA of the shared genes, each modality's coordinates first smoothed over its own
+                config: BiclumConfig, choices: dict, known=None) -> tuple[CellPairs, dict]:
+    """MNN pairs in the joint PCA of the shared genes (joined by the map of the ``known`` pairs when given, see
+    :func:`biclum.known_pairs.with_pair_map`), each modality's coordinates first smoothed over its own
     neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`.
     Returns the pairs and the joint space."""
     cfg, seed = config, config.train.seed
@@ -330,6 +331,7 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     del shared_norms
     z = {m: z[m] if shifts[m] is None else z[m] - shifts[m].apply_to_means(z[m])[shifts[m].codes]
          for m in MODALITIES}
+    z = with_pair_map(z, pcs, known)  # z itself without known pairs
     n = {m: z[m].shape[0] for m in MODALITIES}
     smooth_k = auto_smooth_k(n["rna"], n["other"], cfg.pairs.smooth_k)
     if smooth_k:
