@@ -46,9 +46,11 @@
 #' **Known pairs.** Cells measured in both modalities (10x Multiome, CITE-seq) can be given with `paired = `:
 #' `TRUE` when a cell has the same name in both objects, or a `data.frame` with two columns, the RNA cell name
 #' and the other cell name (named `rna` and `other`, or the only two columns). Each pair is an exact positive of
-#' the cell-level contrastive loss for its two cells; the other cells are integrated as without pairs (`NULL`,
-#' the default, or a table without rows gives exactly the unpaired result). Unknown names or a cell in two pairs
-#' stop with an error (class `biclum_input_error`); the number of pairs used is `params$n_known_pairs`.
+#' the cell-level contrastive loss for its two cells, and the pairs guide the other cells: a second cell-level
+#' loss term on the pairs alone (`alpha_known`) and their linear map joined to the MNN search space
+#' (`NULL`, the default, or a table without rows gives exactly the unpaired result). Unknown names
+#' or a cell in two pairs stop with an error (class `biclum_input_error`); the number of pairs used is
+#' `params$n_known_pairs`.
 #'
 #' **Conditions.** Python warnings become R warnings (class `biclum_python_warning`) with the Python message;
 #' Python errors become R errors (class `biclum_python_error`, and `biclum_input_error` for bad input) with the

@@ -203,6 +203,27 @@ def test_known_pairs_get_a_cell_level_term_of_their_own(sim, biclum_log):
     assert "known" not in off.history[0]
 
 
+def test_the_pairs_map_joins_the_search_space_weighed_by_their_number(biclum_log):
+    from biclum.known_pairs import MAP_WEIGHT, with_pair_map
+
+    rng = np.random.default_rng(0)
+    x_rna = rng.normal(size=(60, 6)).astype(np.float32)
+    x_other = (x_rna @ rng.normal(size=(6, 4))).astype(np.float32)  # the other side: a linear map of RNA's
+    z = {"rna": rng.normal(size=(60, 3)), "other": rng.normal(size=(60, 3))}
+    assert with_pair_map(z, {"rna": x_rna, "other": x_other}, None) is z
+    n = 20
+    known = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), np.arange(n))), shape=(60, 60))
+    out = with_pair_map(z, {"rna": x_rna, "other": x_other}, known)
+    weight = MAP_WEIGHT * n / (n + 5)
+    assert f"weight {weight:.3g} = {MAP_WEIGHT:g} x 20 / (20 + 5 dimensions)" in biclum_log.text
+    assert out["rna"].shape == (60, 3 + 6 + 4) and out["rna"].dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out["other"], axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out["rna"][:, :3], axis=1), np.sqrt(1 - weight), atol=1e-5)
+    # an exact linear relation: an unpaired cell's prediction of the other side lands next to its true partner
+    pred, true = out["rna"][n:, 9:], out["other"][n:, 9:]
+    assert np.mean(np.sum(pred * true, axis=1)) > 0.9 * weight / 2
+
+
 def test_unpaired_runs_have_no_known_term_and_old_configs_load(sim):
     from biclum.config import BiclumConfig
 
