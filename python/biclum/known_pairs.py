@@ -8,8 +8,13 @@
   ``"other"`` (or exactly two columns, RNA first), a list of (rna, other) tuples, or the path of a CSV/TSV file
   with those two columns (a header line is optional).
 
-Each known pair is an exact positive of the cell-level contrastive loss, twice over:
+The known pairs guide the unpaired cells too. Each known pair is an exact positive of the cell-level contrastive
+loss, twice over, and the pairs' map between the modalities joins the MNN search:
 
+* the MNN pairs of all cells are searched in the shared-gene space joined by the map the known pairs define
+  between the modalities' own representations (:func:`with_pair_map`: ridge regressions other <-> RNA fitted on
+  the pairs, weighed by how many pairs there are per dimension; logged), so the unpaired cells' partners follow
+  what the pairs say beyond the shared genes;
 * the partner matrices the training loop samples from (:class:`KnownCellPairs`) give a paired cell its true
   partner only, in place of its MNN partners, whenever pairs are found or re-found (``refresh_pairs_every``);
   unpaired cells keep their MNN partners (paired cells among them);
@@ -21,7 +26,7 @@ Each known pair is an exact positive of the cell-level contrastive loss, twice o
 Pairs whose cells were dropped on the way (no counts) are left out, with a log line of how many pairs were given,
 kept, and how many cells stay unpaired. No pairs (``None``, or an empty table) leave setup and training exactly as
 without the argument (the same embeddings, bit for bit). Memory stays linear in cells: the pairs are a sparse
-matrix and two index arrays.
+matrix and two index arrays, the map adds two coordinate blocks per cell.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ SHARED = "shared"
 MAP_WEIGHT = 0.3  # most share of the pairs' map in the cosine of the MNN search, reached with many more pairs than
                   # dimensions (seed 0, FOSCTTM of the cells not given: SNARE-seq 5%, 515 pairs, 0.0867 with 0.3,
                   # 0.0896 without; ECCITE 1%, 5 pairs, 0.130 with 0.3, 0.120 with 0.15, 0.121 without)
+MIN_MAP_PAIRS = 3  # fewer known pairs fit no map (leave-one-out needs some left)
 RIDGE_ALPHAS = np.logspace(-1, 4, 11)  # ridge penalties tried (leave-one-out on the pairs picks one)
 FORMAT = ("give paired=True (or 'shared') when a cell has the same name in both inputs, or a two-column table of "
           "(RNA cell name, other cell name): a DataFrame with columns 'rna' and 'other' (or exactly two columns, "
@@ -166,9 +172,13 @@ def with_pair_map(z: dict, space: dict, known: Optional[sp.csr_matrix]) -> dict:
     regressions fitted on the pairs, other -> RNA and RNA -> other (penalty picked by leave-one-out on the pairs,
     sklearn's RidgeCV), put every cell in both coordinate systems, [RNA, other], its own representation in one
     and its prediction in the other, each block a unit row. Joined to the unit rows of ``z`` so that the map
-    weighs :data:`MAP_WEIGHT` of the cosine. Memory linear in cells. ``z`` itself without known pairs (logged
-    otherwise: the pairs, the penalties)."""
-    if known is None or known.nnz == 0:
+    weighs ``MAP_WEIGHT * n / (n + d)`` of the cosine (n pairs, d the mean dimension of the two representations:
+    a map fitted on few pairs is coarse and weighs less). Memory linear in cells. ``z`` itself without known pairs
+    or with fewer than :data:`MIN_MAP_PAIRS` (logged otherwise: the pairs, the penalties, the weight)."""
+    if known is None or known.nnz < MIN_MAP_PAIRS:
+        if known is not None and known.nnz:
+            logger.info("known pairs: %d, too few for a map between the modalities (%d or more)", known.nnz,
+                        MIN_MAP_PAIRS)
         return z
     from sklearn.linear_model import RidgeCV
 

@@ -211,6 +211,9 @@ def test_the_pairs_map_joins_the_search_space_weighed_by_their_number(biclum_log
     x_other = (x_rna @ rng.normal(size=(6, 4))).astype(np.float32)  # the other side: a linear map of RNA's
     z = {"rna": rng.normal(size=(60, 3)), "other": rng.normal(size=(60, 3))}
     assert with_pair_map(z, {"rna": x_rna, "other": x_other}, None) is z
+    two = sp.csr_matrix((np.ones(2, np.float32), (np.arange(2), np.arange(2))), shape=(60, 60))
+    assert with_pair_map(z, {"rna": x_rna, "other": x_other}, two) is z  # too few pairs for a map
+    assert "known pairs: 2, too few for a map between the modalities (3 or more)" in biclum_log.text
     n = 20
     known = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), np.arange(n))), shape=(60, 60))
     out = with_pair_map(z, {"rna": x_rna, "other": x_other}, known)
