@@ -46,9 +46,11 @@
 #' **Known pairs.** Cells measured in both modalities (10x Multiome, CITE-seq) can be given with `paired = `:
 #' `TRUE` when a cell has the same name in both objects, or a `data.frame` with two columns, the RNA cell name
 #' and the other cell name (named `rna` and `other`, or the only two columns). Each pair is an exact positive of
-#' the cell-level contrastive loss for its two cells; the other cells are integrated as without pairs (`NULL`,
-#' the default, or a table without rows gives exactly the unpaired result). Unknown names or a cell in two pairs
-#' stop with an error (class `biclum_input_error`); the number of pairs used is `params$n_known_pairs`.
+#' the cell-level contrastive loss for its two cells, and the pairs guide the other cells: a second cell-level
+#' loss term on the pairs alone (`alpha_known`) and their linear map joined to the MNN search space
+#' (`NULL`, the default, or a table without rows gives exactly the unpaired result). Unknown names
+#' or a cell in two pairs stop with an error (class `biclum_input_error`); the number of pairs used is
+#' `params$n_known_pairs`.
 #'
 #' **A multiome bridge.** `RunBiCLUM(rna, other, bridge = multiome)` (Seurat objects) integrates an RNA reference
 #' `rna` and an ATAC (or ADT) query `other` through a `bridge`: a Seurat object holding an RNA assay and the

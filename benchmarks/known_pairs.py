@@ -1,15 +1,18 @@
 """Known pairs: how much do a few cells given as pairs help the alignment of the others?
 
     python benchmarks/known_pairs.py [--datasets snareseq eccite reapseq] [--fractions 0 0.01 0.05 0.2]
-                                     [--seeds 0 1 2] [--threads 1] [--name known_pairs] [--set KEY=VALUE ...]
-                                     [--no-write]
+                                     [--seeds 0 1 2] [--threads 1] [--jobs 1] [--name known_pairs]
+                                     [--set KEY=VALUE ...] [--no-write]
 
 On paired shared datasets (RNA and the other modality share obs_names), per seed a random share of the cells
 (``--fractions``; the subsets are nested: one permutation per seed and dataset, its first cells) is given to
 ``biclum.integrate(..., paired=table)`` as known pairs; the rest is treated as unpaired. Scored: FOSCTTM
 (:func:`biclum.metrics.foscttm_score`) on the cells NOT given as pairs only (their true partners withheld), and on
 all cells. Fraction 0 is the unpaired run (``paired=None``). biclum defaults otherwise, or ``--set`` options
-(e.g. ``--set anchor_known_pairs=true``).
+(e.g. ``--set alpha_known=0``: the known pairs only as partners, as before the known-pair term).
+
+``--jobs N`` runs N of the (dataset, seed, fraction) runs at a time, each in its own process (each run is seeded
+and uses ``--threads`` threads, so the numbers are those of one process running them in turn).
 
 Writes benchmarks/results/<name>.md (default known_pairs.md) with the command, commit, threads and seeds.
 """
@@ -60,25 +63,45 @@ def _parser():
     p = seeds_parser(__doc__)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process (default 1)")
     return add_name_and_set(p, "known_pairs")
 
 
-def main(argv=None) -> int:
+_INPUTS: dict = {}  # dataset name -> prepared input, per process
+
+
+def run_task(task: tuple) -> dict:
+    """One (dataset, seed, fraction, threads, overrides) run; the dataset is loaded once per process."""
     from biclum.benchmark import prepare_input
-    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, start_run
     from biclum.datasets import load_shared
 
-    argv, a, overrides = start_run(_parser(), argv)
-    rows = []
-    for name in a.datasets:
+    name, seed, fraction, threads, overrides = task
+    if name not in _INPUTS:
         rna, other, modality, annotation = load_shared(name)
-        prep = prepare_input(rna, other, modality, annotation, paired=True)
-        for seed in a.seeds:
-            for fraction in a.fractions:
-                row = {"dataset": name, **run(prep, fraction, seed, a.threads, overrides)}
-                print(row, flush=True)
-                rows.append(row)
-    table = pd.DataFrame(rows)
+        _INPUTS[name] = prepare_input(rna, other, modality, annotation, paired=True)
+    row = {"dataset": name, **run(_INPUTS[name], fraction, seed, threads, overrides)}
+    print(row, flush=True)
+    return row
+
+
+def run_all(tasks: list, jobs: int) -> list:
+    """The rows of ``tasks`` in their order, ``jobs`` at a time (spawned processes)."""
+    if jobs <= 1:
+        return [run_task(t) for t in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(run_task, tasks))
+
+
+def main(argv=None) -> int:
+    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, start_run
+
+    argv, a, overrides = start_run(_parser(), argv)
+    tasks = [(name, seed, fraction, a.threads, overrides) for name in a.datasets for seed in a.seeds
+             for fraction in a.fractions]
+    table = pd.DataFrame(run_all(tasks, a.jobs))
     summary = table.groupby(["dataset", "fraction"], sort=False).agg(
         pairs_given=("pairs_given", "first"), cells_scored=("cells_scored", "first"),
         foscttm_not_given=("foscttm_not_given", mean_sd), foscttm_all=("foscttm_all", mean_sd),

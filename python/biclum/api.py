@@ -44,7 +44,8 @@ def integrate(rna, other, modality: str = "atac", annotation=None, *, seed: int 
     ``paired``: known pairs, cells measured in both modalities (10x Multiome, CITE-seq): ``True`` / ``"shared"``
     (the obs_names shared by both inputs are the same cells) or a two-column table (RNA cell name, other cell
     name: a DataFrame with columns ``"rna"``/``"other"`` or two columns, a list of tuples, a CSV/TSV path). Each
-    pair is the exact positive of the cell-level loss for its cells; the rest are integrated as usual. ``None``
+    pair is the exact positive of the cell-level loss for its cells, and the known pairs alone get a second
+    cell-level term in every step (``alpha_known``); the rest keep their MNN partners. ``None``
     (default) or an empty table: exactly the unpaired run. See :class:`biclum.BiCLUM` and
     :mod:`biclum.known_pairs`.
     """

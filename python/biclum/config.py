@@ -60,8 +60,6 @@ class PairConfig:
     exact_knn_max: float = 2.5e9     # exact (flat) faiss search while n_rna*n_other is below this, else IVF
     batch_mnn_k: Optional[int] = None  # with batch keys: k of the cross-batch MNN search within a modality;
                                        # None: as mnn_k's auto rule on the two batches' sizes
-    anchor_known_pairs: bool = False  # with known pairs (paired=): also search the MNN pairs of the other cells
-                                      # with the pairs as landmarks (biclum.known_pairs.anchored)
 
 
 @dataclass
@@ -93,6 +91,9 @@ class TrainConfig:
     beta: float = 1e4                # weight of the feature-level contrastive loss
     adversarial: float = 0.0         # weight of a modality discriminator on the cell embeddings (gradient reversal;
                                      # distribution-level alignment as in scGLUE); 0: none (the paper)
+    alpha_known: Optional[float] = None  # with known pairs (paired=): weight of a second cell-level NT-Xent on the
+                                         # known pairs alone (up to batch_size of them in every step); None:
+                                         # alpha; 0: off (benchmarks/results/known_pairs.md)
     gamma_rna: float = 1.0           # weight of the RNA reconstruction loss
     gamma_other: float = 1.0         # weight of the other modality's reconstruction loss
     lr: float = 1e-4
@@ -117,6 +118,8 @@ class TrainConfig:
                                        # Same seed + same count = identical embeddings; another count may
                                        # differ in the last bits.
 
+
+RETIRED = ("anchor_known_pairs",)  # options of earlier versions, ignored when a saved model is loaded
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"atac_encoder_input": "gene_activity", "normalize_output": False, "similarity": "dot",
@@ -200,7 +203,8 @@ class BiclumConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BiclumConfig":
-        return cls(preprocess=PreprocessConfig(**d["preprocess"]), pairs=PairConfig(**d["pairs"]),
+        pairs = {k: v for k, v in d["pairs"].items() if k not in RETIRED}  # a saved model of an older version
+        return cls(preprocess=PreprocessConfig(**d["preprocess"]), pairs=PairConfig(**pairs),
                    model=ModelConfig(**{**d["model"], "hidden_dims": tuple(d["model"]["hidden_dims"])}),
                    train=TrainConfig(**d["train"]), preset=d.get("preset", "default"))
 

@@ -93,8 +93,10 @@ class BiCLUM:
         obs_names found in both inputs are the same cells), or a two-column table of (RNA cell name, other cell
         name): a DataFrame with columns ``"rna"`` and ``"other"`` (or exactly two columns, RNA first), a list of
         (rna, other) tuples, or the path of such a CSV/TSV. A known pair is the exact positive of the cell-level
-        contrastive loss for its two cells (in place of their MNN partners); the other cells are integrated as
-        without pairs. ``None`` (default) or an empty table: all cells unpaired, exactly as without the argument.
+        contrastive loss for its two cells (in place of their MNN partners), and the known pairs alone get a
+        second cell-level term in every step (``alpha_known``, None: ``alpha``; logged), which carries the map
+        they define to the unpaired cells (these keep their MNN partners). ``None`` (default) or an empty table:
+        all cells unpaired, exactly as without the argument.
         Unknown names, a cell in two pairs, or ``True`` without shared names raise ``BiclumInputError``. The
         number of pairs used is ``model.n_known_pairs`` (saved, and in ``uns["biclum"]["params"]``). See
         :mod:`biclum.known_pairs`.

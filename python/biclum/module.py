@@ -141,6 +141,11 @@ class BiCLUMModule(nn.Module):
         if "batch_pairs" in batch:  # cross-batch MNN pairs within each modality: a second cell-level NT-Xent
             terms["batch"] = self._batch_term(cell, batch["batch_pairs"], tau_cell, similarity)
             terms["total"] = terms["total"] + weights["alpha_batch"] * terms["batch"]
+        if "known_pairs" in batch:  # the known pairs (paired=) alone: a second cross-modal NT-Xent
+            ka, kb = batch["known_pairs"]
+            terms["known"] = (nt_xent(cell["rna"][ka], cell["other"][kb], tau_cell, similarity) if len(ka) > 1
+                              else cell["rna"].sum() * 0)
+            terms["total"] = terms["total"] + weights["alpha_known"] * terms["known"]
         return terms
 
     def _adversarial_term(self, cell: dict, n: dict) -> torch.Tensor:

@@ -22,7 +22,7 @@ from .batches import (SHIFT_ONLY_MIXING, BatchCentering, BatchShifts, batch_code
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
-from .known_pairs import anchored, read_known_pairs, with_known_pairs
+from .known_pairs import read_known_pairs, with_known_pairs, with_pair_map
 from .module import MODALITIES
 from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
@@ -174,7 +174,7 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     fitted = FittedSetup(features=features, preprocessors=preprocessors, sketches=sketches, peak_lsi=peak_lsi,
                          batch_centering=centering, annotation_rows=_feature_annotation(gs.gene_other, modality),
                          gene_renames=gs.renames, gene_space_info=gs.info)
-    data = _training_data(gs, fitted, pcs, norms, cell_pairs, batch_partners, inputs.labels, shifts, config)
+    data = _training_data(gs, fitted, pcs, norms, cell_pairs, batch_partners, inputs.labels, shifts, config, known)
     stages.done("setup_total", since_start=True)
     return Prepared(fitted=fitted, data=data, pairs=cell_pairs, known_pairs=known, cell_names={
         "rna": np.asarray(inputs.views["rna"].obs_names), "other": np.asarray(gs.gene_other.obs_names)},
@@ -315,10 +315,10 @@ def _batch_shifts(pcs: dict, labels: dict, config: BiclumConfig, choices: dict) 
 
 def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,
                 config: BiclumConfig, choices: dict, known=None) -> tuple[CellPairs, dict]:
-    """MNN pairs in the joint PCA of the shared genes (anchored by the ``known`` pairs with
-    ``anchor_known_pairs``, see :func:`biclum.known_pairs.anchored`), each modality's coordinates first smoothed
-    over its own neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from
-    :func:`auto_mnn_k`. Returns the pairs and the joint space."""
+    """MNN pairs in the joint PCA of the shared genes (joined by the map of the ``known`` pairs when given, see
+    :func:`biclum.known_pairs.with_pair_map`), each modality's coordinates first smoothed over its own
+    neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`.
+    Returns the pairs and the joint space."""
     cfg, seed = config, config.train.seed
     pos = {m: {g: i for i, g in enumerate(features[m])} for m in MODALITIES}
     shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
@@ -331,8 +331,7 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     del shared_norms
     z = {m: z[m] if shifts[m] is None else z[m] - shifts[m].apply_to_means(z[m])[shifts[m].codes]
          for m in MODALITIES}
-    if cfg.pairs.anchor_known_pairs:
-        z = anchored(z, pcs, known)  # known pairs as landmarks (z unchanged without them)
+    z = with_pair_map(z, pcs, known)  # z itself without known pairs
     n = {m: z[m].shape[0] for m in MODALITIES}
     smooth_k = auto_smooth_k(n["rna"], n["other"], cfg.pairs.smooth_k)
     if smooth_k:
@@ -365,7 +364,8 @@ def _sketches(norms: dict, pcs: dict, joint_space: dict, preprocessors: dict, co
 
 
 def _training_data(gs: _GeneSpace, fitted: FittedSetup, pcs: dict, norms: dict, cell_pairs: CellPairs,
-                   batch_partners: dict, labels: dict, shifts: dict, config: BiclumConfig) -> TrainingData:
+                   batch_partners: dict, labels: dict, shifts: dict, config: BiclumConfig,
+                   known=None) -> TrainingData:
     """Targets (counts of the features, or normalised values standardised in the loop) and the pairs."""
     p = config.preprocess
     targets = {m: (_columns(gs.counts[m], gs.var_names[m], fitted.features[m]) if p.target == "counts"
@@ -377,7 +377,8 @@ def _training_data(gs: _GeneSpace, fitted: FittedSetup, pcs: dict, norms: dict, 
     return TrainingData(pcs=pcs, targets=targets, sketches=fitted.sketches, target_scaling=scaling,
                         partners={"rna": cell_pairs.rna_partners, "other": cell_pairs.other_partners},
                         feature_pairs=feature_pairs(fitted.features["rna"], fitted.features["other"]),
-                        batch_partners=batch_partners, target_batches=target_batches)
+                        batch_partners=batch_partners, target_batches=target_batches,
+                        known_pairs=None if known is None or known.nnz == 0 else known.nonzero())
 
 
 def _columns(X, var_names, features):

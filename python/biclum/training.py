@@ -53,6 +53,7 @@ class TrainingData:
     batch_partners: Optional[dict] = None  # modality -> CSR cells x cells of cross-batch MNN pairs, or None
     target_batches: Optional[dict] = None  # modality -> (batch codes, batches x features means) or None: scaled
                                            # targets centred on their batch's means instead of the overall mean
+    known_pairs: Optional[tuple] = None  # (rna rows, other rows) of the known pairs (paired=), or None
 
     def has_batches(self) -> bool:
         return any(v is not None for v in (self.batch_partners or {}).values())
@@ -304,6 +305,13 @@ class Trainer:
             self.terms = self.terms + ("adversarial",)
         self.loss_fn = module.loss  # tests may wrap this to inject faults
         self._setup_distributed(config, device)
+        known_weight = config.alpha if config.alpha_known is None else config.alpha_known
+        if data.known_pairs is not None and known_weight > 0:  # a cell-level term on the known pairs only
+            self.weights["alpha_known"] = known_weight
+            self.terms = self.terms + ("known",)
+            logger.info("known pairs: a cell-level NT-Xent on the %d known pairs alone (up to %d a step), weight "
+                        "%g%s", len(data.known_pairs[0]), self.pair_cap, known_weight,
+                        " (alpha_known=None: alpha)" if config.alpha_known is None else "")
 
     def _setup_distributed(self, config: TrainConfig, device: torch.device) -> None:
         """torchrun (biclum.distributed): DDP around the loss, each rank a disjoint shard of every step. One process:
@@ -334,6 +342,8 @@ class Trainer:
         batch = {"pairs": (torch.as_tensor(ia, device=self.device), torch.as_tensor(ib, device=self.device))}
         if self.data.has_batches():
             cells, batch["batch_pairs"] = self._batch_pairs(idx, cells)
+        if "known" in self.terms:
+            cells, batch["known_pairs"] = self._known_pairs(cells)
         for m in MODALITIES:
             target = self._target(m, idx[m])
             batch[m] = {"pcs": self.pcs[m][torch.as_tensor(cells[m], device=self.device)],
@@ -358,6 +368,16 @@ class Trainer:
             pairs[m] = (torch.as_tensor(pos, device=self.device),
                         torch.as_tensor(start + np.arange(len(mates)), device=self.device))
         return cells, pairs
+
+    def _known_pairs(self, cells: dict) -> tuple[dict, tuple]:
+        """The known pairs (all, or ``pair_cap`` of them drawn at random), their cells appended to ``cells``; (rows
+        into the encoded rna cells, rows into the encoded other cells)."""
+        kr, ko = self.data.known_pairs
+        if len(kr) > self.pair_cap:
+            sel = np.sort(self.step_rng.choice(len(kr), size=self.pair_cap, replace=False))
+            kr, ko = kr[sel], ko[sel]
+        rows = tuple(torch.as_tensor(len(cells[m]) + np.arange(len(kr)), device=self.device) for m in MODALITIES)
+        return {"rna": np.concatenate([cells["rna"], kr]), "other": np.concatenate([cells["other"], ko])}, rows
 
     def _target(self, modality: str, cells: np.ndarray) -> np.ndarray:
         """Dense reconstruction targets of ``cells``; standardised per feature (and clipped) when the data say so,
@@ -547,7 +567,7 @@ class Trainer:
         params = [p for p in self.module.cell_encoders.parameters() if p.requires_grad]
         weight = {"cell": self.weights["alpha"], "feature": self.weights["beta"],
                   "recon_rna": self.weights["gamma_rna"], "recon_other": self.weights["gamma_other"]}
-        for term, key in (("batch", "alpha_batch"), ("adversarial", "adversarial")):
+        for term, key in (("batch", "alpha_batch"), ("adversarial", "adversarial"), ("known", "alpha_known")):
             if term in terms:
                 weight[term] = self.weights[key]
         norms = {}

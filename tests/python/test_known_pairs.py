@@ -77,11 +77,12 @@ def test_table_pairs_replace_the_mnn_partners_of_their_cells_only(sim, biclum_lo
     assert dropped.n_known_pairs == 29
     model = _model(sim, paired=pd.DataFrame({"other": given, "rna": given, "note": "x"}))  # named columns
     paired_rows = set(range(0, 300, 10))
-    for m in ("rna", "other"):
-        got, mnn = _rows(model.prepared.data.partners[m]), _rows(plain.prepared.data.partners[m])
+    found = model.prepared.pairs.adjacency  # the MNN pairs, searched with the pairs' map joined to the space
+    for m, adjacency in (("rna", found), ("other", found.T.tocsr())):
+        got, mnn = _rows(model.prepared.data.partners[m]), _rows(adjacency)
         assert all(got[i] == (i,) for i in paired_rows)
         assert all(got[i] == mnn[i] for i in range(300) if i not in paired_rows)  # paired cells stay candidates
-    assert model.n_mnn_pairs == plain.n_mnn_pairs
+    assert model.n_mnn_pairs != plain.n_mnn_pairs
 
 
 def test_tables_are_read_from_frames_lists_and_files(sim, tmp_path):
@@ -180,20 +181,65 @@ def test_bridge_takes_a_frame_of_pairs(sim):
     assert params["values"][params["names"].index("n_known_pairs")] == 15
 
 
-def test_anchoring_joins_landmark_similarities_and_is_opt_in(sim):
-    from biclum.known_pairs import anchored
+def test_known_pairs_get_a_cell_level_term_of_their_own(sim, biclum_log):
+    from biclum.training import Trainer
 
-    rng = np.random.default_rng(0)
-    space = rng.normal(size=(40, 6)).astype(np.float32)
-    z = {"rna": rng.normal(size=(40, 4)), "other": rng.normal(size=(40, 4))}
-    assert anchored(z, {"rna": space, "other": space}, None) is z
-    known = sp.csr_matrix((np.ones(4, np.float32), (np.arange(4), np.arange(4))), shape=(40, 40))
-    out = anchored(z, {"rna": space, "other": space}, known)
-    assert out["rna"].shape == (40, 8)
-    np.testing.assert_allclose(out["rna"][:, 4:], out["other"][:, 4:], atol=1e-6)  # same cells, same landmarks
-    np.testing.assert_allclose(np.linalg.norm(out["rna"], axis=1), 1.0, atol=1e-5)
     rna = sim[0]
     table = pd.DataFrame({"rna": rna.obs_names[::10], "other": rna.obs_names[::10]})
-    plain, off, on = _model(sim), _model(sim, paired=table), _model(sim, paired=table, anchor_known_pairs=True)
-    assert off.n_mnn_pairs == plain.n_mnn_pairs and on.n_mnn_pairs != plain.n_mnn_pairs
-    assert all(_rows(on.prepared.data.partners["rna"])[i] == (i,) for i in range(0, 300, 10))
+    model = _model(sim, paired=table)
+    known = model.prepared.data.known_pairs
+    assert list(known[0]) == list(range(0, 300, 10)) and list(known[1]) == list(range(0, 300, 10))
+    model.fit(max_epochs=2, progress=False)
+    assert "known pairs: a cell-level NT-Xent on the 30 known pairs alone (up to 128 a step), weight 1 " \
+           "(alpha_known=None: alpha)" in biclum_log.text
+    assert all(np.isfinite(r["known"]) for r in model.history)
+    trainer = Trainer(model.module, model.prepared.data, model.config.train, torch_cpu())
+    cells = {"rna": np.arange(5), "other": np.arange(7)}
+    grown, (ra, ob) = trainer._known_pairs(cells)  # every known pair, appended after the step's cells
+    assert list(grown["rna"][ra.numpy()]) == list(known[0]) and list(grown["other"][ob.numpy()]) == list(known[1])
+    assert list(grown["rna"][:5]) == list(range(5)) and list(grown["other"][:7]) == list(range(7))
+    off = _model(sim, paired=table, alpha_known=0)
+    off.fit(max_epochs=1, progress=False)
+    assert "known" not in off.history[0]
+
+
+def test_the_pairs_map_joins_the_search_space_weighed_by_their_number(biclum_log):
+    from biclum.known_pairs import MAP_WEIGHT, with_pair_map
+
+    rng = np.random.default_rng(0)
+    x_rna = rng.normal(size=(60, 6)).astype(np.float32)
+    x_other = (x_rna @ rng.normal(size=(6, 4))).astype(np.float32)  # the other side: a linear map of RNA's
+    z = {"rna": rng.normal(size=(60, 3)), "other": rng.normal(size=(60, 3))}
+    assert with_pair_map(z, {"rna": x_rna, "other": x_other}, None) is z
+    two = sp.csr_matrix((np.ones(2, np.float32), (np.arange(2), np.arange(2))), shape=(60, 60))
+    assert with_pair_map(z, {"rna": x_rna, "other": x_other}, two) is z  # too few pairs for a map
+    assert "known pairs: 2, too few for a map between the modalities (3 or more)" in biclum_log.text
+    n = 20
+    known = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), np.arange(n))), shape=(60, 60))
+    out = with_pair_map(z, {"rna": x_rna, "other": x_other}, known)
+    weight = MAP_WEIGHT * n / (n + 5)
+    assert f"weight {weight:.3g} = {MAP_WEIGHT:g} x 20 / (20 + 5 dimensions)" in biclum_log.text
+    assert out["rna"].shape == (60, 3 + 6 + 4) and out["rna"].dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out["other"], axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out["rna"][:, :3], axis=1), np.sqrt(1 - weight), atol=1e-5)
+    # an exact linear relation: an unpaired cell's prediction of the other side lands next to its true partner
+    pred, true = out["rna"][n:, 9:], out["other"][n:, 9:]
+    assert np.mean(np.sum(pred * true, axis=1)) > 0.9 * weight / 2
+
+
+def test_unpaired_runs_have_no_known_term_and_old_configs_load(sim):
+    from biclum.config import BiclumConfig
+
+    model = _model(sim)
+    assert model.prepared.data.known_pairs is None
+    model.fit(max_epochs=1, progress=False)
+    assert "known" not in model.history[0]
+    saved = BiclumConfig.from_preset("default").to_dict()
+    saved["pairs"]["anchor_known_pairs"] = True  # a model saved by an earlier version
+    assert BiclumConfig.from_dict(saved).to_dict() == BiclumConfig.from_preset("default").to_dict()
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
