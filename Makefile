@@ -91,6 +91,10 @@ results-lane-a:
 	    refresh_pairs_every=10 --name snare_trials_training
 	$(STEP) trials_all_gamma $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1 \
 	    --variants default gamma_other=50,dropout=0.1 --name trials_all_gamma
+	$(STEP) mosaic_bridge $(PYTHON) benchmarks/mosaic.py bridge --datasets eccite reapseq snareseq --seeds $(SEEDS) \
+	    --threads 1
+	$(STEP) known_pairs_snareseq $(PYTHON) benchmarks/known_pairs.py --datasets snareseq --fractions 0 0.05 \
+	    --seeds $(SEEDS) --threads 1 --name known_pairs_snareseq
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
@@ -108,6 +112,12 @@ results-lane-b:
 	    --variants default smooth_k=40 smooth_k=80 smooth_k=80,gamma_other=50,dropout=0.1 --name snare_trials_pairs
 	$(STEP) trials_reap_smooth $(PYTHON) benchmarks/all_datasets.py --datasets reapseq --seeds $(SEEDS) --threads 1 \
 	    --variants default smooth_k=75 smooth_k=75,gamma_other=50,dropout=0.1 --name trials_reap_smooth
+	$(STEP) mosaic_three $(PYTHON) benchmarks/mosaic.py three --seeds $(SEEDS) --threads 1
+	$(STEP) known_pairs $(PYTHON) benchmarks/known_pairs.py --datasets eccite --seeds $(SEEDS) --threads 1
+	$(STEP) known_pairs_reapseq $(PYTHON) benchmarks/known_pairs.py --datasets reapseq --seeds 0 --threads 1 \
+	    --name known_pairs_reapseq
+	$(STEP) trials_adversarial $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1 \
+	    --variants adversarial=3 --name trials_adversarial
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0; scGLUE capped at 8 + 8
 # epochs there, labelled in its epoch_budget column), then every RNA+ATAC dataset with scGLUE on its own schedule
