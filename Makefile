@@ -93,8 +93,8 @@ results-lane-a:
 	    --variants default gamma_other=50,dropout=0.1 --name trials_all_gamma
 	$(STEP) mosaic_bridge $(PYTHON) benchmarks/mosaic.py bridge --datasets eccite reapseq snareseq --seeds $(SEEDS) \
 	    --threads 1
-	$(STEP) known_pairs_snareseq $(PYTHON) benchmarks/known_pairs.py --datasets snareseq --fractions 0 0.05 \
-	    --seeds $(SEEDS) --threads 1 --name known_pairs_snareseq
+	$(STEP) known_pairs_snareseq $(PYTHON) benchmarks/known_pairs.py --datasets snareseq --seeds $(SEEDS) \
+	    --threads 1 --name known_pairs_snareseq
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
