@@ -184,7 +184,7 @@ def _tagged(adata, dataset: str, layer: Optional[str]):
 
     obs = adata.obs.copy()
     obs[DATASET_KEY] = dataset
-    obs.index = pd.Index([f"{dataset}{SEP}{c}" for c in adata.obs_names.astype(str)])
+    obs.index = _inner_names(dataset, adata.obs_names)
     X = adata.X if layer is None else adata.layers[layer]
     var = adata.var.copy()  # peak coordinates (chrom/start/end) travel with the peaks
     var.index = adata.var_names.astype(str)
@@ -223,10 +223,14 @@ def model_inputs(members: List[Dataset], other: str, annotation, layers: dict, g
         logger.info("atac: the datasets' peaks differ, so each dataset's peaks are moved to gene activity first")
         parts = [_with_obs(to_gene_space(p, "atac", annotation, gene_activity_kwargs), p) for p in parts]
     joined = join_modality(parts, other, f"{other} for the rna <-> {other} model")
-    names = np.concatenate([[f"{ds.name}{SEP}{c}" for c in ds.paired_cells(other)] for ds in members]
-                           ).astype(object)
+    names = np.concatenate([_inner_names(ds.name, ds.paired_cells(other)).to_numpy(object) for ds in members])
     paired = pd.DataFrame({"rna": names, "other": names}) if len(names) else None
     return rna, joined, paired
+
+
+def _inner_names(dataset: str, cells) -> pd.Index:
+    """``dataset::cell`` for every cell name (vectorised)."""
+    return pd.Index(f"{dataset}{SEP}" + pd.Index(cells).astype(str), dtype=object)
 
 
 def _with_obs(gene_level, tagged):
@@ -365,23 +369,23 @@ def _results(data, plan, models, embeddings, rotations, key_added) -> MosaicResu
     """Per dataset and modality AnnData with the input's obs (names as given) and the embedding in the one space."""
     import anndata as ad
 
-    placed = {}  # (modality, dataset::cell) -> embedding row, first model first
+    placed = {}  # modality -> embeddings in the one space (index dataset::cell), the first model's kept
     for m in plan:
         for side, emb in embeddings[m].items():
             mod = "rna" if side == "rna" else m
-            rotated = emb.values @ rotations[m]
-            for name, row in zip(emb.index, rotated):
-                placed.setdefault((mod, name), row)
+            rotated = pd.DataFrame(emb.values @ rotations[m], index=emb.index)
+            prev = placed.get(mod)
+            placed[mod] = rotated if prev is None else pd.concat([prev, rotated[~rotated.index.isin(prev.index)]])
     out, rows, obs = {}, [], []
     for ds in data:
         out[ds.name] = {}
         for mod, adata in ds.modalities.items():
-            names = [f"{ds.name}{SEP}{c}" for c in adata.obs_names.astype(str)]
-            kept = [i for i, n in enumerate(names) if (mod, n) in placed]
-            if len(kept) < len(names):
+            pos = placed[mod].index.get_indexer(_inner_names(ds.name, adata.obs_names))
+            kept = np.flatnonzero(pos >= 0)
+            if len(kept) < adata.n_obs:
                 logger.info("dataset %r, %s: %d cells without counts on the model's features have no embedding",
-                            ds.name, mod, len(names) - len(kept))
-            emb = np.vstack([placed[(mod, names[i])] for i in kept]).astype(np.float32)
+                            ds.name, mod, adata.n_obs - len(kept))
+            emb = placed[mod].to_numpy(np.float32)[pos[kept]]
             res = ad.AnnData(obs=adata.obs.iloc[kept].copy(), var=pd.DataFrame(index=adata.var_names.copy()))
             res.obsm[f"X_{key_added}"] = emb
             if mod == "rna":
