@@ -68,20 +68,11 @@ def cca_pairs(x_rna: np.ndarray, x_atac: np.ndarray, rows: np.ndarray, cols: np.
               smooth_k: int, seed: int):
     """MNN pairs again, in a CCA of the two encoder inputs fitted on the given pairs (ridge 1e-3 of the mean
     variance), each modality's CCA scores smoothed over its own neighbours as the default search does."""
+    from biclum.benchmark.baselines import paired_cca
     from biclum.pairs import mutual_nearest_neighbors, neighbor_smooth
 
-    a, b = x_rna[rows], x_atac[cols]
-    mean_a, mean_b = a.mean(0), b.mean(0)
-    a, b = a - mean_a, b - mean_b
-
-    def inv_sqrt(c):
-        w, v = np.linalg.eigh(c + 1e-3 * np.trace(c) / len(c) * np.eye(len(c)))
-        return (v / np.sqrt(w)) @ v.T
-
-    wa, wb = inv_sqrt(a.T @ a / len(a)), inv_sqrt(b.T @ b / len(b))
-    u, _, vt = np.linalg.svd(wa @ (a.T @ b / len(a)) @ wb)
-    za = (x_rna - mean_a) @ (wa @ u[:, :n_comps])
-    zb = (x_atac - mean_b) @ (wb @ vt.T[:, :n_comps])
+    to_cca_rna, to_cca_atac = paired_cca(x_rna[rows], x_atac[cols], n_comps, ridge=1e-3, scaled=False)
+    za, zb = to_cca_rna(x_rna), to_cca_atac(x_atac)
     za, zb = neighbor_smooth(za, x_rna, smooth_k, seed=seed), neighbor_smooth(zb, x_atac, smooth_k, seed=seed)
     coo = mutual_nearest_neighbors(za, zb, k, seed=seed).adjacency.tocoo()
     return coo.row, coo.col
