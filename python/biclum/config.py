@@ -46,6 +46,12 @@ class PreprocessConfig:
                                      # it), or "auto": "mnn" without cross-batch pairs when the batches mix
                                      # after the MNN shifts (biclum.batches.SHIFT_ONLY_MIXING), else "means"
                                      # with them; logged (benchmarks/results/batch_centre_rule.md)
+    gene_activity: str = "auto"      # ATAC peaks -> gene activity (biclum.prior.gene_activity's mode): "gene_body"
+                                     # (Signac's GeneActivity: reads in peaks over the gene body + 2 kb
+                                     # upstream), "promoter", "distance_weighted" (ArchR-like: every peak within
+                                     # 100 kb, weight exp(-distance / 5 kb)), or "auto": gene_body, widened to
+                                     # distance_weighted when gene_body shares fewer than 100 genes with the RNA
+                                     # (a small peak set; logged). gene_activity_kwargs of integrate() override it
     atac_encoder_input: str = "auto"  # ATAC cell encoder input: "peaks_lsi", "gene_activity", or "auto" (LSI of
                                       # the peaks when the input has peaks; gene-activity PCs otherwise)
 
@@ -119,10 +125,12 @@ class TrainConfig:
                                        # differ in the last bits.
 
 
+GENE_ACTIVITY_MODES = ("gene_body", "promoter", "distance_weighted")
+BEFORE_FIELD = {"gene_activity": "gene_body"}  # what models saved before a field existed used
 RETIRED = ("anchor_known_pairs",)  # options of earlier versions, ignored when a saved model is loaded
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"atac_encoder_input": "gene_activity", "normalize_output": False, "similarity": "dot",
+    "paper": {"atac_encoder_input": "gene_activity", "gene_activity": "gene_body", "normalize_output": False, "similarity": "dot",
               "target": "counts", "decoder": "per_feature", "mnn_k": 200, "smooth_k": 0, "n_pcs": 100,
               "min_shared_genes": 20},
     "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10, "epoch_budget_cells": 2_000_000,
@@ -170,6 +178,9 @@ class BiclumConfig:
         if p.atac_encoder_input not in ("auto", "peaks_lsi", "gene_activity"):
             raise BiclumInputError(f"atac_encoder_input={p.atac_encoder_input!r}: use 'auto', 'peaks_lsi' or "
                                    f"'gene_activity'.")
+        if p.gene_activity not in ("auto",) + GENE_ACTIVITY_MODES:
+            raise BiclumInputError(f"gene_activity={p.gene_activity!r}: use 'auto' or one of "
+                                   f"{', '.join(GENE_ACTIVITY_MODES)}.")
         if p.batch_centre not in ("auto", "mnn", "means"):
             raise BiclumInputError(f"batch_centre={p.batch_centre!r}: use 'auto', 'mnn' or 'means'.")
         if p.target not in ("scaled", "normalized", "counts"):
@@ -204,7 +215,8 @@ class BiclumConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "BiclumConfig":
         pairs = {k: v for k, v in d["pairs"].items() if k not in RETIRED}  # a saved model of an older version
-        return cls(preprocess=PreprocessConfig(**d["preprocess"]), pairs=PairConfig(**pairs),
+        preprocess = {**BEFORE_FIELD, **d["preprocess"]}
+        return cls(preprocess=PreprocessConfig(**preprocess), pairs=PairConfig(**pairs),
                    model=ModelConfig(**{**d["model"], "hidden_dims": tuple(d["model"]["hidden_dims"])}),
                    train=TrainConfig(**d["train"]), preset=d.get("preset", "default"))
 

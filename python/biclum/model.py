@@ -29,7 +29,8 @@ from .known_pairs import with_known_pairs
 from .module import MODALITIES, BiCLUMModule, embed_cells
 from .pairs import auto_mnn_k, mutual_nearest_neighbors
 from .preprocessing import as_csr32
-from .setup import Prepared, counts_view, prepare, renamed, to_gene_space  # to_gene_space: part of this API
+from .setup import (Prepared, counts_view, fitted_gene_activity_options, prepare, renamed,  # to_gene_space: part of
+                    to_gene_space)                                                # this API
 from .state import FittedState, field_names, load_state, save_state
 from .training import PairRefresh, Trainer, TrainingData, resolve_device
 from .validation import load_checked
@@ -288,7 +289,8 @@ class BiCLUM:
             if self.modality == "atac" and annotation is None and self.annotation_rows is not None:
                 ann = self.annotation_rows.reset_index(names="gene_name")
                 annotation = ann[["gene_name", "chrom", "start", "end", "strand"]]
-            view = renamed(to_gene_space(view, self.modality, annotation), self.gene_renames)
+            options = fitted_gene_activity_options(self.gene_space_info)  # as the model's own cells
+            view = renamed(to_gene_space(view, self.modality, annotation, options), self.gene_renames)
         names = np.asarray(view.var_names, dtype=object)
         missing = np.setdiff1d(self.preprocessors[modality].features.astype(str), names.astype(str))
         if len(missing):

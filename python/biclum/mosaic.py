@@ -211,7 +211,7 @@ def join_modality(parts: list, modality: str, what: str):
     return ad.concat([p[:, shared] for p in parts], join="inner", merge="first")
 
 
-def model_inputs(members: List[Dataset], other: str, annotation, layers: dict, gene_activity_kwargs):
+def model_inputs(members: List[Dataset], other: str, annotation, layers: dict, gene_activity_kwargs: dict):
     """(rna, other, paired table) of the RNA <-> ``other`` model: the tagged, joined inputs and the known pairs
     (cells of one dataset measured in both)."""
     rna = join_modality([_tagged(ds.modalities["rna"], ds.name, layers.get("rna")) for ds in members
@@ -221,7 +221,8 @@ def model_inputs(members: List[Dataset], other: str, annotation, layers: dict, g
         from .setup import to_gene_space
 
         logger.info("atac: the datasets' peaks differ, so each dataset's peaks are moved to gene activity first")
-        parts = [_with_obs(to_gene_space(p, "atac", annotation, gene_activity_kwargs), p) for p in parts]
+        parts = [_with_obs(to_gene_space(p, "atac", annotation, gene_activity_kwargs, rna_genes=rna.var_names), p)
+                 for p in parts]
     joined = join_modality(parts, other, f"{other} for the rna <-> {other} model")
     names = np.concatenate([_inner_names(ds.name, ds.paired_cells(other)).to_numpy(object) for ds in members])
     paired = pd.DataFrame({"rna": names, "other": names}) if len(names) else None
@@ -344,8 +345,12 @@ def integrate_mosaic(datasets, annotation=None, *, protein_mapping=None, layers:
         f"{ds.name}: {'+'.join(ds.modalities)}" for ds in data), ", ".join(
         f"rna <-> {m} on {[ds.name for ds in members]}" for m, members in plan.items()))
     models, embeddings, genes, rna_inputs = {}, {}, {}, {}
+    from .config import BiclumConfig
+    from .setup import gene_activity_options
+
+    ga_options = gene_activity_options(BiclumConfig.from_preset(preset, **config), gene_activity_kwargs)
     for m, members in plan.items():
-        rna, other, paired = model_inputs(members, m, annotation, layers, gene_activity_kwargs)
+        rna, other, paired = model_inputs(members, m, annotation, layers, ga_options)
         if not known_pairs and paired is not None:
             logger.info("known_pairs=False: the %d cells measured in rna and %s are treated as unpaired", len(paired), m)
             paired = None

@@ -374,3 +374,22 @@ def test_snare_gene_activity_and_genome_check(shared_data):
     sub = ann[ann["gene_name"].isin(ga.var_names[::25])]
     ref = _brute_force(atac.X, parse_peaks(atac), sub)
     np.testing.assert_array_equal(ga[:, sub["gene_name"]].X.toarray(), ref)
+
+
+def test_gene_activity_auto_widens_only_a_small_peak_set(shared_data, biclum_log):
+    """gene_activity="auto" (biclum.setup.atac_to_genes): the multiome starter's 599 peaks share 38 genes with
+    its RNA through their gene bodies, so they are widened to distance-weighted; the ArchR PBMC's are not."""
+    from biclum.datasets import load_shared
+    from biclum.setup import WIDEN_BELOW_SHARED, atac_to_genes, fitted_gene_activity_options
+
+    rna, atac, _, annotation = load_shared("neurips_multiome")
+    wide = atac_to_genes(atac, rna.var_names, annotation, {"mode": "auto"})
+    assert wide.uns["gene_activity"]["mode"] == "distance_weighted"
+    assert wide.var_names.isin(rna.var_names).sum() >= WIDEN_BELOW_SHARED
+    assert "fewer than 100" in biclum_log.text
+    assert fitted_gene_activity_options(wide.uns["gene_activity"])["mode"] == "distance_weighted"
+    rna, atac, _, annotation = load_shared("pbmc_small")
+    body = atac_to_genes(atac, rna.var_names, annotation, {"mode": "auto"})
+    assert body.uns["gene_activity"]["mode"] == "gene_body"
+    fixed = atac_to_genes(atac, rna.var_names, annotation, {"mode": "promoter"})
+    assert fixed.uns["gene_activity"]["mode"] == "promoter"
