@@ -122,6 +122,10 @@ def _run_fit(args, out: Path, main_rank: bool) -> int:
         rna, other = read_h5ad(args.rna, "--rna"), read_h5ad(args.other, "--other")
         annotation = args.annotation
     overrides = parse_overrides(args.set)
+    if "max_epochs" in overrides:  # a config field that integrate() also takes as an argument
+        args.max_epochs = overrides.pop("max_epochs")
+    if "seed" in overrides:
+        raise SystemExit("biclum fit: give the seed as --seed N, not --set seed=N")
     if args.device:
         overrides["device"] = args.device
     t0 = time.perf_counter()

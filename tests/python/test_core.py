@@ -226,8 +226,8 @@ def test_cli_fit_demo_writes_outputs(tmp_path):
     from biclum.cli import main
 
     out = tmp_path / "out"
-    rc = main(["fit", "--demo", "--demo-cells", "300", "--max-epochs", "2", "--out", str(out), "--quiet", "--no-umap",
-               "--set", "n_top_genes=300", "mnn_k=20", "n_metacells=32", "hidden_dims=64"])
+    rc = main(["fit", "--demo", "--demo-cells", "300", "--out", str(out), "--quiet", "--no-umap",
+               "--set", "n_top_genes=300", "mnn_k=20", "n_metacells=32", "hidden_dims=64", "max_epochs=2"])
     assert rc == 0
     for name in ("rna.h5ad", "other.h5ad", "loss_history.csv", "loss.png", "model/model.json",
                  "model/model.pt", "summary.json"):
@@ -235,4 +235,4 @@ def test_cli_fit_demo_writes_outputs(tmp_path):
     r = ad.read_h5ad(out / "rna.h5ad")
     assert r.X is None and r.obsm["X_biclum"].shape[0] == 300 and "biclum_loadings" in r.varm
     reloaded = biclum.BiCLUM.load(str(out / "model"))
-    assert reloaded.modality == "atac"
+    assert reloaded.modality == "atac" and len(reloaded.history) == 2  # --set max_epochs=2 as --max-epochs 2
