@@ -95,6 +95,8 @@ results-lane-a:
 	    --threads 1
 	$(STEP) known_pairs_snareseq $(PYTHON) benchmarks/known_pairs.py --datasets snareseq --seeds $(SEEDS) \
 	    --threads 1 --name known_pairs_snareseq
+	$(STEP) known_pairs_ceiling $(PYTHON) benchmarks/known_pairs.py --datasets eccite neurips_multiome snareseq \
+	    --fractions 0.5 0.8 --seeds $(SEEDS) --threads 1 --name known_pairs_ceiling
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
@@ -114,8 +116,11 @@ results-lane-b:
 	    --variants default smooth_k=75 smooth_k=75,gamma_other=50,dropout=0.1 --name trials_reap_smooth
 	$(STEP) mosaic_three $(PYTHON) benchmarks/mosaic.py three --seeds $(SEEDS) --threads 1
 	$(STEP) known_pairs $(PYTHON) benchmarks/known_pairs.py --datasets eccite --seeds $(SEEDS) --threads 1
-	$(STEP) known_pairs_reapseq $(PYTHON) benchmarks/known_pairs.py --datasets reapseq --seeds 0 --threads 1 \
+	$(STEP) known_pairs_reapseq $(PYTHON) benchmarks/known_pairs.py --datasets reapseq --seeds $(SEEDS) --threads 1 \
 	    --name known_pairs_reapseq
+	$(STEP) gene_activity_rule $(PYTHON) benchmarks/all_datasets.py --datasets neurips_multiome pbmc_small bmmc \
+	    --seeds $(SEEDS) --threads 1 --variants default gene_activity=gene_body gene_activity=distance_weighted \
+	    --name gene_activity_rule
 	$(STEP) trials_adversarial $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1 \
 	    --variants adversarial=3 --name trials_adversarial
 
