@@ -89,8 +89,9 @@ def fitted_gene_activity_options(gene_space_info: dict) -> dict:
 
 #: ``gene_activity="auto"``: widen gene-body activity to distance-weighted below this many genes shared with the RNA
 #: (the MNN search's joint PCA has 50 components; the NeurIPS multiome starter's 599 peaks share 38 genes with its
-#: RNA through their gene bodies and 103 distance-weighted, FOSCTTM 0.455 -> 0.42, seeds 0-2; on SNARE-seq, 1,668
-#: shared, distance weighting gave 0.096 against 0.095, seed 0: benchmarks/results/gene_activity_rule.md)
+#: RNA through their gene bodies and 103 distance-weighted, FOSCTTM 0.455 -> 0.422, seeds 0-2, and the ArchR PBMC
+#: keeps its transfer: benchmarks/results/gene_activity_rule.md; SNARE-seq, whose gene bodies share 1,668 genes,
+#: is not helped by the wider window: benchmarks/results/gene_activity_rule_snareseq.md)
 WIDEN_BELOW_SHARED = 100
 
 
