@@ -249,7 +249,8 @@ RunBiCLUM.Seurat <- function(rna, other, modality = c("atac", "protein"), annota
   }
   if (activity) {
     counts <- suppressMessages(classes = "biclum_join_layers", # joined once already, with a message
-                               .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer))
+                               .gene_activity_counts(other, other.assay, annotation %||% .assay_annotation(other_a), layer,
+                                                     mode = .activity_mode(drs$params)))
     other[[activity.assay]] <- .with_scale_data(.new_assay(counts, other_a, normalize = TRUE),
                                                 rownames(SeuratObject::Loadings(drs$other)))
     SeuratObject::DefaultAssay(drs$other) <- activity.assay
@@ -420,4 +421,12 @@ MergeBiCLUM <- function(rna, other, reduction = "biclum") {
   }
   .emit(paste0("biclum: ", what, ": replacing its ", kind, " '", name, "'"), "biclum_replace")
   invisible(TRUE)
+}
+
+# The gene-activity mode the model moved the peaks with (Python's gene_activity="auto" resolved), so that the
+# activity assay holds the genes of the loadings; "gene_body" (the package's mode before the rule) otherwise.
+.activity_mode <- function(params) {
+  mode <- params[["gene_activity_used"]]
+  if (is.character(mode) && length(mode) == 1L && mode %in% c("gene_body", "promoter", "distance_weighted")) mode
+  else "gene_body"
 }

@@ -447,7 +447,7 @@ BiCLUMGeneActivity <- function(atac, annotation = NULL, assay = NULL, layer = "c
 }
 
 # Gene activity counts (genes x every cell of `atac`) of the peaks of `atac[[assay]]`: biclum.prior.gene_activity,
-# whose defaults RunBiCLUM's fit uses too.
+# with the mode RunBiCLUM's model used (`.activity_mode`) when RunBiCLUM calls it.
 .gene_activity_counts <- function(atac, assay, annotation, layer, verbose = FALSE, ...) {
   a <- atac[[assay]]
   var <- .atac_var(rownames(a), .assay_coords(a, rownames(a)), FALSE, "atac")

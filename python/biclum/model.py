@@ -335,7 +335,13 @@ class BiCLUM:
         return {**{k: (v if v is not None else "None") for k, v in flat.items()},
                 "version": __version__, "n_mnn_pairs": int(self.n_mnn_pairs) if "n_mnn_pairs" in self.__dict__
                 else -1, "n_known_pairs": int(self.n_known_pairs), "train_status": self.train_status,
-                "epochs": len(self.history)}
+                "epochs": len(self.history), "gene_activity_used": self._gene_activity_used()}
+
+    def _gene_activity_used(self) -> str:
+        """The gene-activity mode the ATAC peaks were moved to gene space with (``gene_activity="auto"`` resolved;
+        "None" for protein or gene-level input), so that R's activity assay is made the same way."""
+        info = self.gene_space_info if self.modality == "atac" else {}
+        return str(info.get("mode", "None")) if not info.get("gene_level") else "None"
 
     # ================================================================== save / load
     def save(self, directory: str, overwrite: bool = False) -> str:
