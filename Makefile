@@ -121,6 +121,8 @@ results-lane-b:
 	$(STEP) gene_activity_rule $(PYTHON) benchmarks/all_datasets.py --datasets neurips_multiome pbmc_small bmmc \
 	    --seeds $(SEEDS) --threads 1 --variants default gene_activity=gene_body gene_activity=distance_weighted \
 	    --name gene_activity_rule
+	$(STEP) gene_activity_rule_snareseq $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) \
+	    --threads 1 --variants gene_activity=distance_weighted --name gene_activity_rule_snareseq
 	$(STEP) trials_adversarial $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1 \
 	    --variants adversarial=3 --name trials_adversarial
 
