@@ -8,11 +8,11 @@ On paired shared datasets (RNA and the other modality share obs_names), per seed
 (``--fractions``; the subsets are nested: one permutation per seed and dataset, its first cells) is given to
 ``biclum.integrate(..., paired=table)`` as known pairs; the rest is treated as unpaired. Scored: FOSCTTM
 (:func:`biclum.metrics.foscttm_score`) on the cells NOT given as pairs only (their true partners withheld), and on
-all cells. Fraction 0 is the unpaired run (``paired=None``). Beside it, ``foscttm_cca_given``: the same cells scored in a
-regularised CCA (:func:`biclum.benchmark.baselines.paired_cca`) of the model's encoder inputs (RNA PCA, ATAC LSI,
-ADT PCA) fitted on the given pairs alone: what the pairs say without the unpaired cells. High fractions (0.5, 0.8)
-measure what the data carries: the cells left out are scored after a fit that saw most true pairs. biclum
-defaults otherwise, or ``--set`` options
+all cells. Fraction 0 is the unpaired run (``paired=None``). Beside it, ``foscttm_cca_given``: the same cells
+scored in a regularised CCA (:func:`biclum.benchmark.baselines.paired_cca`) of the model's encoder inputs (RNA PCA,
+ATAC LSI, ADT PCA) fitted on the given pairs alone: what the pairs say without the unpaired cells. High fractions
+(0.5, 0.8) measure what the data carries: the cells left out are scored after a fit that saw most true pairs.
+biclum defaults otherwise, or ``--set`` options
 (e.g. ``--set alpha_known=0``: the known pairs only as partners, as before the known-pair term).
 
 ``--jobs N`` runs N of the (dataset, seed, fraction) runs at a time, each in its own process (each run is seeded
@@ -130,8 +130,8 @@ def main(argv=None) -> int:
     settings = f"biclum defaults with {overrides}" if overrides else "biclum defaults"
     text = (run_stamp(__file__, argv, a.threads, a.seeds) + f"; {settings}, known pairs given with "
             "`paired=` (a random, nested share of the cells per seed; fraction 0: `paired=None`). FOSCTTM on the "
-            "cells not given as pairs (lower is better, 0.5 random); foscttm_cca_given: the same cells in a CCA fitted on the "
-            "given pairs alone (none under 20 pairs); mean ± sd over seeds.\n\n" +
+            "cells not given as pairs (lower is better, 0.5 random); foscttm_cca_given: the same cells in a CCA "
+            "fitted on the given pairs alone (none under 20 pairs); mean ± sd over seeds.\n\n" +
             markdown_table(summary, 3) + "\n\nPer run:\n\n" + markdown_table(table, 4) + "\n")
     publish(text, REPO / "benchmarks" / "results" / f"{a.name}.md", "Known pairs: FOSCTTM of the cells not given",
             not a.no_write)

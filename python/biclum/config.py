@@ -130,8 +130,8 @@ BEFORE_FIELD = {"gene_activity": "gene_body"}  # what models saved before a fiel
 RETIRED = ("anchor_known_pairs",)  # options of earlier versions, ignored when a saved model is loaded
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"atac_encoder_input": "gene_activity", "gene_activity": "gene_body", "normalize_output": False, "similarity": "dot",
-              "target": "counts", "decoder": "per_feature", "mnn_k": 200, "smooth_k": 0, "n_pcs": 100,
+    "paper": {"atac_encoder_input": "gene_activity", "gene_activity": "gene_body", "normalize_output": False,
+              "similarity": "dot", "target": "counts", "decoder": "per_feature", "mnn_k": 200, "smooth_k": 0, "n_pcs": 100,
               "min_shared_genes": 20},
     "default": {"lr": 1e-3, "batch_size": 512, "max_epochs": 40, "patience": 10, "epoch_budget_cells": 2_000_000,
                 "min_steps": 200, "alpha": 1.0, "beta": 1.0, "gamma_rna": 20.0, "gamma_other": 20.0,

@@ -29,8 +29,8 @@ from .known_pairs import with_known_pairs
 from .module import MODALITIES, BiCLUMModule, embed_cells
 from .pairs import auto_mnn_k, mutual_nearest_neighbors
 from .preprocessing import as_csr32
-from .setup import (Prepared, counts_view, fitted_gene_activity_options, prepare, renamed,  # to_gene_space: part of
-                    to_gene_space)                                                # this API
+from .setup import (Prepared, counts_view, fitted_gene_activity_options, prepare, renamed,
+                    to_gene_space)  # to_gene_space: part of this API
 from .state import FittedState, field_names, load_state, save_state
 from .training import PairRefresh, Trainer, TrainingData, resolve_device
 from .validation import load_checked

@@ -336,7 +336,9 @@ def integrate_mosaic(datasets, annotation=None, *, protein_mapping=None, layers:
     ``**config``: :class:`biclum.config.BiclumConfig` fields, for every model.
     See the module docstring for the design; returns a :class:`MosaicResult`. Inputs are never modified.
     """
+    from .config import BiclumConfig
     from .model import BiCLUM
+    from .setup import gene_activity_options
 
     data = read_datasets(datasets)
     plan = plan_models(data)
@@ -345,9 +347,6 @@ def integrate_mosaic(datasets, annotation=None, *, protein_mapping=None, layers:
         f"{ds.name}: {'+'.join(ds.modalities)}" for ds in data), ", ".join(
         f"rna <-> {m} on {[ds.name for ds in members]}" for m, members in plan.items()))
     models, embeddings, genes, rna_inputs = {}, {}, {}, {}
-    from .config import BiclumConfig
-    from .setup import gene_activity_options
-
     ga_options = gene_activity_options(BiclumConfig.from_preset(preset, **config), gene_activity_kwargs)
     for m, members in plan.items():
         rna, other, paired = model_inputs(members, m, annotation, layers, ga_options)

@@ -101,24 +101,28 @@ def atac_to_genes(atac, rna_genes, annotation, options: dict):
     ``rna_genes`` (case-insensitive) and the wider window shares more; the choice and both counts are logged."""
     from . import prior
 
-    if options.get("mode") != "auto" or not len(rna_genes):
-        return prior.gene_activity(atac, annotation, **{**options, "mode": options.get("mode", "gene_body")
-                                                        if options.get("mode") != "auto" else "gene_body"})
+    mode = options.get("mode", "gene_body")
+    if mode == "auto" and not len(rna_genes):  # nothing to count shared genes against
+        mode = "gene_body"
+    if mode != "auto":
+        return prior.gene_activity(atac, annotation, **{**options, "mode": mode})
     rna = pd.Index(np.asarray(rna_genes, dtype=str)).str.upper()
 
     def shared(ga) -> int:
         return int(pd.Index(np.asarray(ga.var_names, dtype=str)).str.upper().isin(rna).sum())
 
     body = prior.gene_activity(atac, annotation, **{**options, "mode": "gene_body"})
-    if body.uns["gene_activity"].get("gene_level") or shared(body) >= WIDEN_BELOW_SHARED:
-        logger.info("gene_activity=auto: gene_body (%d genes shared with the RNA, %d or more)", shared(body),
+    n_body = shared(body)
+    if body.uns["gene_activity"].get("gene_level") or n_body >= WIDEN_BELOW_SHARED:
+        logger.info("gene_activity=auto: gene_body (%d genes shared with the RNA, %d or more)", n_body,
                     WIDEN_BELOW_SHARED)
         return body
     wide = prior.gene_activity(atac, annotation, **{**options, "mode": "distance_weighted"})
-    chosen = wide if shared(wide) > shared(body) else body
+    n_wide = shared(wide)
+    chosen = wide if n_wide > n_body else body
     logger.info("gene_activity=auto: %s (gene bodies share %d genes with the RNA, fewer than %d; distance-weighted "
-                "peaks within %d kb share %d)", chosen.uns["gene_activity"]["mode"], shared(body),
-                WIDEN_BELOW_SHARED, wide.uns["gene_activity"]["max_distance"] // 1000, shared(wide))
+                "peaks within %d kb share %d)", chosen.uns["gene_activity"]["mode"], n_body, WIDEN_BELOW_SHARED,
+                wide.uns["gene_activity"]["max_distance"] // 1000, n_wide)
     return chosen
 
 

@@ -117,9 +117,9 @@ def lsi(peaks, n_comps: int = 50, *, seed: int = 0, layer: Optional[str] = None)
 def paired_cca(a: np.ndarray, b: np.ndarray, n_comps: int = 10, ridge: float = 1.0, scaled: bool = True):
     """A CCA of ``a`` and ``b`` (the same cells' two representations, rows paired), each covariance regularised by
     ``ridge`` x its mean variance. Returns two functions mapping new rows of either side onto the first ``n_comps``
-    canonical directions, each scaled by the square root of its canonical correlation (``scaled``; float32). The defaults are
-    the best of ridge 1e-3, 0.1, 1 and 10, 20, 40 components on SNARE-seq's held-out pairs (seed 0, 5-80% of the
-    cells fitted)."""
+    canonical directions, each scaled by the square root of its canonical correlation (``scaled``; float32). The
+    defaults are the best of ridge 1e-3, 0.1, 1 and 10, 20, 40 components on SNARE-seq's held-out pairs (seed 0,
+    5-80% of the cells fitted)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mean_a, mean_b = a.mean(0), b.mean(0)
     a, b = a - mean_a, b - mean_b
