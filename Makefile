@@ -74,7 +74,7 @@ results-timed:
 	$(STEP) prior_gene_activity $(PYTHON) benchmarks/prior_gene_activity.py
 	$(STEP) bridge_speed env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/bridge_speed.R
 	$(STEP) threads_busy $(PYTHON) benchmarks/threads_busy.py
-	$(STEP) lsi_components $(PYTHON) benchmarks/lsi_components.py
+	$(STEP) lsi_components $(PYTHON) studies/lsi_components.py
 	$(STEP) archr_runbiclum env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/archr_runbiclum.R $(SEEDS)
 
 # phase 2: two lanes of 1-thread, 3-seed tables side by side
@@ -82,10 +82,10 @@ results-lane-a:
 	$(STEP) all_datasets $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1
 	$(STEP) ablation_seeds $(PYTHON) benchmarks/all_datasets.py --datasets snareseq eccite --ablation --loadings \
 	    --seeds $(SEEDS) --threads 1 --name ablation_seeds
-	$(STEP) ablation_effects $(PYTHON) benchmarks/ablation_effects.py
-	$(STEP) batch_silhouette $(PYTHON) benchmarks/batch_silhouette.py --seeds $(SEEDS) --threads 1
+	$(STEP) ablation_effects $(PYTHON) studies/ablation_effects.py
+	$(STEP) batch_silhouette $(PYTHON) studies/batch_silhouette.py --seeds $(SEEDS) --threads 1
 	$(STEP) loadings_snare $(PYTHON) benchmarks/loadings_snare.py --seeds $(SEEDS) --threads 1
-	$(STEP) transfer_ceiling $(PYTHON) benchmarks/transfer_ceiling.py --seeds $(SEEDS) --threads 1
+	$(STEP) transfer_ceiling $(PYTHON) studies/transfer_ceiling.py --seeds $(SEEDS) --threads 1
 	$(STEP) snare_trials_training $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) \
 	    --threads 1 --variants default alpha=3 gamma_other=5 gamma_other=50 dropout=0.1 max_epochs=80 \
 	    refresh_pairs_every=10 --name snare_trials_training
@@ -106,10 +106,10 @@ results-lane-b:
 	    --only strong neurips_cite --set batch_centre=mnn --name batches_mnn
 	$(STEP) batches_mnn_nopairs $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500 \
 	    --only strong neurips_cite reapseq --set batch_centre=mnn alpha_batch=0 --name batches_mnn_nopairs
-	$(STEP) batch_centre_rule $(PYTHON) benchmarks/batch_centre_rule.py --seeds $(SEEDS)
+	$(STEP) batch_centre_rule $(PYTHON) studies/batch_centre_rule.py --seeds $(SEEDS)
 	$(STEP) snare_trials $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
 	    --variants default n_lsi=30 n_lsi=200 tau_cell=0.2 mnn_k=50 --name snare_trials
-	$(STEP) pair_quality $(PYTHON) benchmarks/pair_quality.py --seeds $(SEEDS) --threads 1
+	$(STEP) pair_quality $(PYTHON) studies/pair_quality.py --seeds $(SEEDS) --threads 1
 	$(STEP) snare_trials_pairs $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
 	    --variants default smooth_k=40 smooth_k=80 smooth_k=80,gamma_other=50,dropout=0.1 --name snare_trials_pairs
 	$(STEP) trials_reap_smooth $(PYTHON) benchmarks/all_datasets.py --datasets reapseq --seeds $(SEEDS) --threads 1 \

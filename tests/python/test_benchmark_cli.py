@@ -102,6 +102,7 @@ def test_results_files_name_the_commit_a_run_started_on(monkeypatch):
     first = report.source_commit()
     assert first == "c2"
     assert report.run_stamp("benchmarks/x.py", ["--seeds", "0"], 1, [0]).splitlines()[1].startswith("Commit: c2;")
+    assert report.run_stamp("studies/y.py", ["--seeds", "0"], 1, [0]).startswith("Command: `python studies/y.py --seeds 0`")
     assert len(calls) == 3  # read once
 
     report.source_commit.cache_clear()

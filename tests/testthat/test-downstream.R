@@ -1,4 +1,4 @@
-# Downstream wrappers (R/downstream.R) on the small simulated fit of helper-biclum.R (sim_fit(), ATAC, one epoch):
+# Downstream wrappers (R/downstream-*.R) on the small simulated fit of helper-biclum.R (sim_fit(), ATAC, one epoch):
 # each wrapper gives the same numbers as the Python function (biclum.downstream) called directly on the same
 # inputs (the simulated AnnData with the embeddings of the R fit copied into obsm).
 

@@ -86,12 +86,13 @@ def publish(text: str, path, title: str, write: bool = True) -> None:
 
 
 def run_stamp(script: str, argv: List[str], threads: int, seeds) -> str:
-    """The first lines of a benchmarks/ results file: the command, then the commit (:func:`source_commit`, read
-    when the run started if the script called it then), cores, load, torch threads and seeds (ends with
-    "seeds ...", for the caller to complete the sentence)."""
+    """The first lines of a results file (from a script in benchmarks/ or studies/): the command, then the commit
+    (:func:`source_commit`, read when the run started if the script called it then), cores, load, torch threads
+    and seeds (ends with "seeds ...", for the caller to complete the sentence)."""
     import shlex
 
-    return (f"Command: `python benchmarks/{Path(script).name} {' '.join(map(shlex.quote, argv))}`  \n"
+    where = Path(script).resolve()  # benchmarks/ or studies/
+    return (f"Command: `python {where.parent.name}/{where.name} {' '.join(map(shlex.quote, argv))}`  \n"
             f"Commit: {source_commit() or 'unknown'}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
             f"torch threads {threads}; seeds {', '.join(map(str, seeds))}")
 

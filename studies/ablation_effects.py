@@ -1,6 +1,6 @@
 """How much each ablation worsens each measure, against twice the seed sd (from the ablation table's per-run CSV).
 
-    python benchmarks/ablation_effects.py [benchmarks/results/ablation_seeds.csv]
+    python studies/ablation_effects.py [benchmarks/results/ablation_seeds.csv]
 
 "worse by" = (variant mean - full mean), sign-flipped for measures where higher is better; "2 sd" = twice the larger
 of the two seed standard deviations. Writes benchmarks/results/ablation_effects.md.
@@ -31,12 +31,13 @@ def effects(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "ablation_seeds.csv")
+    default = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ablation_seeds.csv"
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else default)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
     from biclum.benchmark import markdown_table
 
     table = effects(pd.read_csv(src))
-    text = (f"# Ablation effects (from {src.name})\n\nCommand: `python benchmarks/ablation_effects.py`; the runs: "
+    text = (f"# Ablation effects (from {src.name})\n\nCommand: `python studies/ablation_effects.py`; the runs: "
             f"`python benchmarks/all_datasets.py --datasets snareseq eccite --ablation --loadings --name "
             f"ablation_seeds` (seeds 0, 1, 2; see ablation_seeds.md for commit and machine).\n\n"
             + markdown_table(table, 4) + "\n")

@@ -3,7 +3,7 @@
 n cells per modality in 30 groups, each cell's k = 200 neighbours drawn inside its group; the kNN search is
 replaced by these lists so that only the mutual check (``biclum.pairs.mutual_nearest_neighbors``) is timed.
 
-    python benchmarks/mnn_check.py 50000 500000
+    python studies/mnn_check.py 50000 500000
 """
 from __future__ import annotations
 

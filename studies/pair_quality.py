@@ -1,6 +1,6 @@
 """SNARE-seq: how right are the cross-modal MNN pairs that the cell-level loss pulls together?
 
-    python benchmarks/pair_quality.py [--seeds 0 1 2] [--threads 1] [--no-write]
+    python studies/pair_quality.py [--seeds 0 1 2] [--threads 1] [--no-write]
 
 The cell-level NT-Xent places each ATAC cell beside its MNN partners, so 5-NN transfer RNA -> ATAC cannot be much
 better than the partners' cell types. Per seed, biclum's setup only (no training) under each variant below, and
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = seeds_parser(__doc__).parse_args(argv)
     source_commit()  # read now: the file is written at the end
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     from all_datasets import _prepare
 
     prep = _prepare("snareseq")

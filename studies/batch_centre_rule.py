@@ -1,6 +1,6 @@
 """batch_centre="auto" (issue 16): the batch mixing it measures, on every case of benchmarks/batches.py.
 
-    python benchmarks/batch_centre_rule.py [--seeds 0 1 2] [--cells 600 1500] [--name batch_centre_rule] [--no-write]
+    python studies/batch_centre_rule.py [--seeds 0 1 2] [--cells 600 1500] [--name batch_centre_rule] [--no-write]
 
 Per case, simulated size, seed and modality: the batch mixing (biclum.batches.batch_mixing: other-batch share of
 each cell's 15 nearest neighbours over the share expected if mixed) of the cell encoder's input centred on batch

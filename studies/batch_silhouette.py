@@ -1,6 +1,6 @@
 """Why batch ASW and iLISI disagree on the NeurIPS CITE starter (issue 16): signed batch silhouettes.
 
-    python benchmarks/batch_silhouette.py [--dataset neurips_cite] [--seeds 0 1 2] [--threads 1]
+    python studies/batch_silhouette.py [--dataset neurips_cite] [--seeds 0 1 2] [--threads 1]
 
 scIB's batch ASW is 1 - |silhouette of the batch labels| within each cell type: it is 1 both when a cell's own
 batch and the other batch are equally close (mixed) and it falls when the silhouette moves away from 0 in EITHER

@@ -1,6 +1,6 @@
 """How many LSI components of the ATAC peaks carry cell types: 5-NN accuracy within the ATAC cells.
 
-    python benchmarks/lsi_components.py [--datasets snareseq pbmc_small neurips_multiome] [--dims 10 15 20 30 50 75 100]
+    python studies/lsi_components.py [--datasets snareseq pbmc_small neurips_multiome] [--dims 10 15 20 30 50 75 100]
 
 For each labelled ATAC dataset of ../shared/data, the peaks' LSI as biclum computes it (biclum.preprocessing.PeakLSI:
 TF-IDF, standardised, randomised SVD, first component dropped, rows L2-normalised) is fitted once with the largest
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     for name, r in rows.items():
         lines.append("| " + " | ".join([name, str(r["cells"]), str(r["peaks"]), *[f"{r[d]:.3f}" for d in a.dims]]) + " |")
     commit = source_commit() or "unknown"
-    cmd = " ".join(["python benchmarks/lsi_components.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    cmd = " ".join(["python studies/lsi_components.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     text = (f"# 5-NN cell-type accuracy within the ATAC cells by number of LSI components\n\nCommand: `{cmd}` "
             f"(commit {commit}; threads: OMP_NUM_THREADS={__import__('os').environ.get('OMP_NUM_THREADS', 'unset')}; "
             f"seed {a.seed}; deterministic apart from the randomised SVD's seed).\n\n"

@@ -1,6 +1,6 @@
 """What limits 5-NN label transfer RNA -> ATAC on SNARE-seq? The ATAC side's own separability, per cell type.
 
-    python benchmarks/transfer_ceiling.py [--seeds 0 1 2] [--threads 1] [--no-write]
+    python studies/transfer_ceiling.py [--seeds 0 1 2] [--threads 1] [--no-write]
 
 Per seed, biclum with its defaults; then, with the labels (``cell_type``):
 - transfer RNA -> ATAC as in all_datasets.py, and the same without the ATAC cells labelled "Mis"
@@ -44,7 +44,7 @@ def _predict(source: np.ndarray, ys: np.ndarray, target: np.ndarray) -> np.ndarr
 
 
 def _prepare():
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     from all_datasets import _prepare as prepare
 
     return prepare("snareseq")

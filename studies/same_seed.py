@@ -1,7 +1,7 @@
 """Same seed, same embeddings: fit fixed runs and save (or compare) their cell and feature embeddings.
 
-    PYTHONPATH=/work/ref71/python python benchmarks/same_seed.py --save ref.npz      # before a refactor
-    PYTHONPATH=python python benchmarks/same_seed.py --save new.npz --compare ref.npz  # after it
+    PYTHONPATH=/work/ref71/python python studies/same_seed.py --save ref.npz      # before a refactor
+    PYTHONPATH=python python studies/same_seed.py --save new.npz --compare ref.npz  # after it
 
 Runs (seed 0, num_threads=1, defaults unless named): ``demo_atac`` (what ``biclum fit --demo --modality atac
 --seed 0`` fits), ``eccite`` (the shared ECCITE RNA + ADT), ``batches`` (simulated ATAC with two batches and
