@@ -272,6 +272,23 @@ def test_scglue_two_epochs_on_archr_pbmc(shared_data):
     assert np.isfinite(row["transfer_rna_to_other"]) and row["wall_s"] > 0
 
 
+@pytest.mark.slow
+def test_scglue_resumes_from_its_checkpoints(shared_data, tmp_path):
+    """With --scglue-checkpoints a second run reuses the fine-tuned model, and a run stopped after pretraining
+    fine-tunes from the saved pretrained model instead of starting again."""
+    kw = {"scglue_epochs": 2, "scglue_checkpoints": tmp_path}
+    first = _peer_row("scglue", "pbmc_small", shared_data, **kw)
+    runs = [d for d in (tmp_path / "pbmc_small_seed0_epochs2").iterdir() if (d / "fine-tune").is_dir()]
+    finetuned = runs[-1] / "fine-tune" / "fine-tune.dill"
+    assert (runs[-1] / "pretrain" / "pretrain.dill").exists() and finetuned.exists()
+    again = _peer_row("scglue", "pbmc_small", shared_data, **kw)
+    assert again["transfer_rna_to_other"] == first["transfer_rna_to_other"]
+    assert again["wall_s"] < first["wall_s"]
+    finetuned.unlink()  # as if stopped during fine-tuning
+    resumed = _peer_row("scglue", "pbmc_small", shared_data, **kw)
+    assert finetuned.exists() and np.isfinite(resumed["transfer_rna_to_other"])
+
+
 @pytest.mark.parametrize("command, option", [("benchmark", "--scglue-epochs"), ("ablation", "--dataset")])
 def test_cli_delegates_leading_options(command, option, capsys):
     """`biclum benchmark --datasets ...`: options right after the subcommand reach its own parser."""

@@ -66,6 +66,9 @@ def _benchmark_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--scglue-epochs", type=int, default=SCGLUE_EPOCHS,
                    help=f"scGLUE epoch cap per stage (pretraining, fine-tuning); 0 = scglue's own budget "
                         f"(default {SCGLUE_EPOCHS})")
+    p.add_argument("--scglue-checkpoints", default=None, metavar="DIR",
+                   help="keep scGLUE's training directories here; the same command run again resumes a stopped "
+                        "scGLUE run from its last finished stage (pretraining or fine-tuning)")
     _common_args(p)
     return p
 
@@ -115,6 +118,7 @@ def main_benchmark(argv: Optional[Sequence[str]] = None, prog: str = "biclum ben
         logger.setLevel("WARNING")
     table = run_benchmark(datasets, a.methods, seed=a.seed, max_epochs=a.max_epochs,
                           biclum_config=_biclum_config(a), scglue_epochs=a.scglue_epochs or None,
+                          scglue_checkpoints=a.scglue_checkpoints,
                           nmi=not a.no_nmi, umap=not a.no_umap, out_dir=a.out, isolate=not a.no_isolate,
                           timeout=a.timeout, command=_command(prog, argv), table_name=a.name or "benchmark")
     return _print_table(table)

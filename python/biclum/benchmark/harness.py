@@ -196,9 +196,17 @@ def _row(dataset: str, method: str, res: dict, scores: dict, paired: Optional[bo
     return row
 
 
+def _scglue_config(epochs: Optional[int], checkpoints, dataset: str, seed: int) -> dict:
+    cfg = {"max_epochs": epochs}
+    if checkpoints is not None:
+        budget = "own" if epochs is None else str(epochs)
+        cfg["checkpoint_dir"] = str(Path(checkpoints).resolve() / f"{dataset}_seed{seed}_epochs{budget}")
+    return cfg
+
+
 def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca", "seurat"), *, seed: int = 0,
                   max_epochs: Optional[int] = None, biclum_config: Optional[dict] = None,
-                  scglue_epochs: Optional[int] = SCGLUE_EPOCHS, nmi: bool = True,
+                  scglue_epochs: Optional[int] = SCGLUE_EPOCHS, scglue_checkpoints=None, nmi: bool = True,
                   umap: bool = True, out_dir=None, isolate: bool = True, timeout: Optional[float] = None,
                   command: Optional[str] = None, table_name: str = "benchmark") -> pd.DataFrame:
     """Run every method on every dataset and score them with the same metrics.
@@ -216,6 +224,10 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
     scglue_epochs
         scGLUE's epoch cap for each of its two stages (None = scglue's own, data-size dependent budget: hours on
         SNARE-seq on 2 cores); stated in the table's ``epoch_budget`` column.
+    scglue_checkpoints
+        A folder where scGLUE keeps each run's training directory (``<dataset>_seed<seed>_epochs<cap or own>``): a
+        run stopped after a stage resumes from it when the same command runs again (see
+        :func:`biclum.benchmark.peers.scglue_baseline`). None: temporary directories.
     nmi
         Compute NMI (20 Leiden runs per method; 2 passes each, subsampled to 10,000 cells, see
         :func:`biclum.metrics.evaluate`).
@@ -242,7 +254,7 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
         prep = ds.load()
         for method in methods:
             cfg = (biclum_config if method == "biclum" else
-                   {"max_epochs": scglue_epochs} if method == "scglue" else None)
+                   _scglue_config(scglue_epochs, scglue_checkpoints, ds.name, seed) if method == "scglue" else None)
             res = run_method(ds, method, seed=seed, max_epochs=max_epochs, config=cfg, isolate=isolate,
                              timeout=timeout)
             scores = _score(prep, res, nmi, seed)

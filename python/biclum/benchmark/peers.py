@@ -76,7 +76,8 @@ def maxfuse_available() -> Tuple[bool, str]:
 
 
 def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_dim: int = 50, seed: int = 0,
-                    max_epochs: Optional[int] = None, workdir: Optional[str] = None, info: Optional[dict] = None):
+                    max_epochs: Optional[int] = None, workdir: Optional[str] = None, info: Optional[dict] = None,
+                    checkpoint_dir: Optional[str] = None):
     """GLUE (scglue) on RNA + raw ATAC peaks with the RNA-anchored guidance graph, as in scglue's tutorial.
 
     RNA: seurat_v3 HVGs on counts, normalise/log1p/scale/PCA (100); ATAC: LSI (100). Gene coordinates come from
@@ -88,6 +89,11 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     scglue's cell-type balancing weights come out NaN when its pretrained embedding has no matching clusters
     (a few epochs on a few hundred cells); the fit is then repeated without balancing
     (``fit_SCGLUE(skip_balance=True)``) and ``info["note"]`` says so (``info``: an optional dict filled in).
+
+    ``checkpoint_dir``: scglue's training directory, kept. scglue saves ``pretrain/pretrain.dill`` after its first
+    stage and ``fine-tune/fine-tune.dill`` after its second; a run given the same directory (same data, seed and
+    budget) starts from the last stage saved there, so a run of hours on a CPU that is stopped loses at most one
+    stage (:func:`_fit_scglue`). None: a new temporary directory (under ``workdir``).
     """
     ok, why = scglue_available()
     if not ok:
@@ -124,16 +130,22 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     hvf = list(rna.var_names[rna.var["highly_variable"]]) + list(atac.var_names[atac.var["highly_variable"]])
     guidance_hvf = guidance.subgraph(hvf).copy()
     info = {} if info is None else info
-    for skip_balance in (False, True):
+    attempts = (False, True)
+    if checkpoint_dir and os.path.isdir(os.path.join(checkpoint_dir, "unbalanced")):
+        attempts = (True,)  # an earlier run of this checkpoint found NaN balancing weights
+        info["note"] = "scglue balancing weights were NaN; refitted with skip_balance=True"
+    for skip_balance in attempts:
         data = {"rna": rna.copy(), "atac": atac.copy()}  # fit_SCGLUE writes balancing weights into its inputs
         scglue.models.configure_dataset(data["rna"], "NB", use_highly_variable=True, use_layer="counts",
                                         use_rep="X_pca")
         scglue.models.configure_dataset(data["atac"], "NB", use_highly_variable=True, use_rep="X_lsi")
-        fit_kws = {"directory": tempfile.mkdtemp(prefix="biclum_glue_", dir=workdir)}
+        directory = (os.path.join(checkpoint_dir, "unbalanced" if skip_balance else "balanced") if checkpoint_dir
+                     else tempfile.mkdtemp(prefix="biclum_glue_", dir=workdir))
+        fit_kws = {"directory": directory}
         if max_epochs is not None:
             fit_kws["max_epochs"] = max_epochs
-        glue = scglue.models.fit_SCGLUE(data, guidance_hvf, skip_balance=skip_balance,
-                                        init_kws={"latent_dim": latent_dim, "random_seed": seed}, fit_kws=fit_kws)
+        glue = _fit_scglue(data, guidance_hvf, skip_balance=skip_balance,
+                           init_kws={"latent_dim": latent_dim, "random_seed": seed}, fit_kws=fit_kws)
         weights = [np.asarray(a.obs.get("balancing_weight", 1.0), dtype=float) for a in data.values()]
         if skip_balance or all(np.isfinite(w).all() for w in weights):
             break
@@ -142,6 +154,44 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
         info["note"] = "scglue balancing weights were NaN; refitted with skip_balance=True"
     return (glue.encode_data("rna", data["rna"]).astype(np.float32),
             glue.encode_data("atac", data["atac"]).astype(np.float32))
+
+
+def _fit_scglue(data, graph, *, skip_balance: bool, init_kws: dict, fit_kws: dict):
+    """``scglue.models.fit_SCGLUE`` that starts from the last stage saved in ``fit_kws["directory"]``.
+
+    A fine-tuned model there is loaded as it is; a pretrained one is fine-tuned exactly as ``fit_SCGLUE`` does
+    after its first stage (balancing weights from the pretrained embedding, then the second stage with the seed
+    plus one); with neither, ``fit_SCGLUE`` runs both stages (and saves both)."""
+    import scglue
+    from scglue import config as glue_config
+    from scglue.data import estimate_balancing_weight
+
+    directory = fit_kws["directory"]
+    finetuned = os.path.join(directory, "fine-tune", "fine-tune.dill")
+    pretrained = os.path.join(directory, "pretrain", "pretrain.dill")
+    if os.path.exists(finetuned):
+        logger.info("scglue: the fine-tuned model in %s is used (no training)", finetuned)
+        return scglue.models.load_model(finetuned)
+    if not os.path.exists(pretrained):
+        return scglue.models.fit_SCGLUE(data, graph, skip_balance=skip_balance, init_kws=init_kws,
+                                        fit_kws=fit_kws)
+    logger.info("scglue: resuming from the pretrained model in %s (fine-tuning only)", pretrained)
+    pretrain = scglue.models.load_model(pretrained)
+    if not skip_balance:
+        key = f"X_{glue_config.TMP_PREFIX}"
+        for name, adata in data.items():
+            adata.obsm[key] = pretrain.encode_data(name, adata)
+        estimate_balancing_weight(*data.values(), use_rep=key, use_batch=None, key_added="balancing_weight")
+        for adata in data.values():
+            adata.uns[glue_config.ANNDATA_KEY]["use_dsc_weight"] = "balancing_weight"
+            del adata.obsm[key]
+    finetune = scglue.models.SCGLUEModel(data, sorted(graph.nodes), **init_kws)
+    finetune.adopt_pretrained_model(pretrain)
+    finetune.compile()
+    finetune.random_seed += 1  # as fit_SCGLUE: not the pretraining's data order
+    finetune.fit(data, graph, **{**fit_kws, "directory": os.path.join(directory, "fine-tune")})
+    finetune.save(finetuned)
+    return finetune
 
 
 def _tutorial_scaled(X, *, hvg: bool = False, drop_constant: bool = True) -> np.ndarray:
