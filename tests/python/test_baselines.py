@@ -269,6 +269,7 @@ def test_scglue_two_epochs_on_archr_pbmc(shared_data):
     """scGLUE runs through the runner on the unpaired ArchR PBMC (2 epochs per stage; too few to score well)."""
     row = _peer_row("scglue", "pbmc_small", shared_data, scglue_epochs=2)
     assert row["epoch_budget"] == "at most 2 pretraining + 2 fine-tuning epochs"
+    assert row["epochs"] == 4 and row["epoch_stages"] == "2 pretraining + 2 fine-tuning"  # read from its logs
     assert np.isfinite(row["transfer_rna_to_other"]) and row["wall_s"] > 0
 
 

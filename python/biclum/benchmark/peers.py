@@ -152,8 +152,37 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
         logger.warning("scglue: NaN balancing weights (no matching clusters after pretraining); fitting again with "
                        "skip_balance=True")
         info["note"] = "scglue balancing weights were NaN; refitted with skip_balance=True"
+    stages = [_epochs_run(os.path.join(directory, stage)) for stage in ("pretrain", "fine-tune")]
+    if None not in stages:
+        info["epochs"] = sum(stages)
+        info["epoch_stages"] = f"{stages[0]} pretraining + {stages[1]} fine-tuning"
     return (glue.encode_data("rna", data["rna"]).astype(np.float32),
             glue.encode_data("atac", data["atac"]).astype(np.float32))
+
+
+def _epochs_run(stage_dir: str) -> Optional[int]:
+    """Epochs one scglue stage ran: the last epoch its tensorboard log records (scglue writes the training losses
+    there once per epoch, step = epoch). None when the log is missing or unreadable."""
+    import glob
+    import struct
+
+    try:
+        from tensorboardX.proto.event_pb2 import Event
+    except ImportError:
+        return None
+    last = None
+    for path in glob.glob(os.path.join(stage_dir, "tensorboard", "events.out.tfevents.*")):
+        with open(path, "rb") as fh:
+            while True:
+                head = fh.read(12)  # TFRecord: uint64 length, uint32 crc of the length, data, uint32 crc
+                if len(head) < 12:
+                    break
+                body = fh.read(struct.unpack("<Q", head[:8])[0])
+                fh.read(4)
+                event = Event.FromString(body)
+                if any(v.tag.startswith("train/") for v in event.summary.value):
+                    last = max(last or 0, int(event.step))
+    return last
 
 
 def _fit_scglue(data, graph, *, skip_balance: bool, init_kws: dict, fit_kws: dict):

@@ -128,8 +128,8 @@ def write_table(table: pd.DataFrame, stem, *, title: str = "biclum benchmark", c
               "omics_mixing / biology_conservation as in the BiCLUM paper. wall_s: the method call only; "
               "cpu_s: CPU time of the worker and its children (Rscript) during the call; "
               "peak_rss_mb: peak resident memory of the method's own worker process and its children (Rscript) "
-              "together, including interpreter and loaded inputs (rss_inputs_mb). epochs: biclum's epochs run; "
-              "epoch_budget: scGLUE's epoch cap.", ""]
+              "together, including interpreter and loaded inputs (rss_inputs_mb). epochs: epochs run (scGLUE: its "
+              "two stages together, split in epoch_stages); epoch_budget: scGLUE's epoch cap.", ""]
     lines += [*table_notes(table), markdown_table(show, digits)]
     md_path.write_text("\n".join(lines) + "\n")
     logger.info("wrote %s and %s", md_path, csv_path)
