@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import anndata as ad
 import numpy as np
@@ -288,6 +289,59 @@ def test_scglue_resumes_from_its_checkpoints(shared_data, tmp_path):
     finetuned.unlink()  # as if stopped during fine-tuning
     resumed = _peer_row("scglue", "pbmc_small", shared_data, **kw)
     assert finetuned.exists() and np.isfinite(resumed["transfer_rna_to_other"])
+
+
+RESUME_CHECK = """
+import sys
+import numpy as np
+from ignite.engine import Events
+from biclum.benchmark import prepare_input, scglue_training as T
+from biclum.benchmark.peers import scglue_baseline
+from biclum.datasets import load_shared
+
+prep = prepare_input(*load_shared("pbmc_small"))
+run = lambda d: scglue_baseline(prep["rna"], prep["other"], prep["annotation"], max_epochs=4, checkpoint_dir=d)
+whole = run(sys.argv[1] + "/whole")
+
+class Stop(Exception):
+    pass
+
+attach = T._ResumePoint.attach
+def stopping_attach(self, net, trainer, train_engine, **kwargs):
+    attach(self, net, trainer, train_engine, **kwargs)
+    @train_engine.on(Events.EPOCH_COMPLETED(once=2))
+    def _(engine):  # after the resume point of epoch 2 is written
+        raise Stop()
+T._ResumePoint.attach = stopping_attach
+try:
+    run(sys.argv[1] + "/stopped")
+    raise SystemExit("not stopped")
+except Stop:
+    pass
+T._ResumePoint.attach = attach
+again = run(sys.argv[1] + "/stopped")
+print("same", all(np.array_equal(a, b) for a, b in zip(whole, again)))
+"""
+
+
+@pytest.mark.slow
+def test_scglue_resumes_after_a_stop_within_a_stage(shared_data, tmp_path):
+    """A scGLUE run stopped after epoch 2 of pretraining and started again gives the embeddings of a run that was
+    never stopped: the resume point carries the network, optimisers, schedulers, early stopping and random states."""
+    import subprocess
+    import sys
+
+    why = methods._method_unavailable("scglue")
+    if why:
+        pytest.skip(why)
+    python = P.peer_python("scglue") or sys.executable
+    here = os.path.dirname(os.path.dirname(BM.__file__))  # this biclum, for the peers' interpreter too
+    env = {**os.environ, "BICLUM_SHARED_DATA": str(shared_data), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([os.path.dirname(here), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([python, "-c", RESUME_CHECK, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming pretrain after epoch 2" in proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "same True"
 
 
 @pytest.mark.parametrize("command, option", [("benchmark", "--scglue-epochs"), ("ablation", "--dataset")])

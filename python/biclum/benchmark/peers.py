@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from .._logging import logger
 from ..errors import BiclumInputError
 from .baselines import _counts
+from .scglue_training import STAGES, epochs_run, fit_scglue_resumable
 
 __all__ = ["scglue_baseline", "scglue_available", "maxfuse_baseline", "maxfuse_available", "peer_available",
            "peer_python"]
@@ -90,10 +91,10 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     (a few epochs on a few hundred cells); the fit is then repeated without balancing
     (``fit_SCGLUE(skip_balance=True)``) and ``info["note"]`` says so (``info``: an optional dict filled in).
 
-    ``checkpoint_dir``: scglue's training directory, kept. scglue saves ``pretrain/pretrain.dill`` after its first
-    stage and ``fine-tune/fine-tune.dill`` after its second; a run given the same directory (same data, seed and
-    budget) starts from the last stage saved there, so a run of hours on a CPU that is stopped loses at most one
-    stage (:func:`_fit_scglue`). None: a new temporary directory (under ``workdir``).
+    ``checkpoint_dir``: scglue's training directory, kept: a run given the same directory (same data, seed and
+    budget) goes on from the last epoch saved there, so a run of hours on a CPU that is stopped loses at most one
+    epoch (:func:`biclum.benchmark.scglue_training.fit_scglue_resumable`, the steps of ``fit_SCGLUE``). None:
+    ``fit_SCGLUE`` itself, in a new temporary directory (under ``workdir``).
     """
     ok, why = scglue_available()
     if not ok:
@@ -144,83 +145,21 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
         fit_kws = {"directory": directory}
         if max_epochs is not None:
             fit_kws["max_epochs"] = max_epochs
-        glue = _fit_scglue(data, guidance_hvf, skip_balance=skip_balance,
-                           init_kws={"latent_dim": latent_dim, "random_seed": seed}, fit_kws=fit_kws)
+        fit = fit_scglue_resumable if checkpoint_dir else scglue.models.fit_SCGLUE
+        glue = fit(data, guidance_hvf, skip_balance=skip_balance,
+                   init_kws={"latent_dim": latent_dim, "random_seed": seed}, fit_kws=fit_kws)
         weights = [np.asarray(a.obs.get("balancing_weight", 1.0), dtype=float) for a in data.values()]
         if skip_balance or all(np.isfinite(w).all() for w in weights):
             break
         logger.warning("scglue: NaN balancing weights (no matching clusters after pretraining); fitting again with "
                        "skip_balance=True")
         info["note"] = "scglue balancing weights were NaN; refitted with skip_balance=True"
-    stages = [_epochs_run(os.path.join(directory, stage)) for stage in ("pretrain", "fine-tune")]
+    stages = [epochs_run(os.path.join(directory, stage)) for stage in STAGES]
     if None not in stages:
         info["epochs"] = sum(stages)
         info["epoch_stages"] = f"{stages[0]} pretraining + {stages[1]} fine-tuning"
     return (glue.encode_data("rna", data["rna"]).astype(np.float32),
             glue.encode_data("atac", data["atac"]).astype(np.float32))
-
-
-def _epochs_run(stage_dir: str) -> Optional[int]:
-    """Epochs one scglue stage ran: the last epoch its tensorboard log records (scglue writes the training losses
-    there once per epoch, step = epoch). None when the log is missing or unreadable."""
-    import glob
-    import struct
-
-    try:
-        from tensorboardX.proto.event_pb2 import Event
-    except ImportError:
-        return None
-    last = None
-    for path in glob.glob(os.path.join(stage_dir, "tensorboard", "events.out.tfevents.*")):
-        with open(path, "rb") as fh:
-            while True:
-                head = fh.read(12)  # TFRecord: uint64 length, uint32 crc of the length, data, uint32 crc
-                if len(head) < 12:
-                    break
-                body = fh.read(struct.unpack("<Q", head[:8])[0])
-                fh.read(4)
-                event = Event.FromString(body)
-                if any(v.tag.startswith("train/") for v in event.summary.value):
-                    last = max(last or 0, int(event.step))
-    return last
-
-
-def _fit_scglue(data, graph, *, skip_balance: bool, init_kws: dict, fit_kws: dict):
-    """``scglue.models.fit_SCGLUE`` that starts from the last stage saved in ``fit_kws["directory"]``.
-
-    A fine-tuned model there is loaded as it is; a pretrained one is fine-tuned exactly as ``fit_SCGLUE`` does
-    after its first stage (balancing weights from the pretrained embedding, then the second stage with the seed
-    plus one); with neither, ``fit_SCGLUE`` runs both stages (and saves both)."""
-    import scglue
-    from scglue import config as glue_config
-    from scglue.data import estimate_balancing_weight
-
-    directory = fit_kws["directory"]
-    finetuned = os.path.join(directory, "fine-tune", "fine-tune.dill")
-    pretrained = os.path.join(directory, "pretrain", "pretrain.dill")
-    if os.path.exists(finetuned):
-        logger.info("scglue: the fine-tuned model in %s is used (no training)", finetuned)
-        return scglue.models.load_model(finetuned)
-    if not os.path.exists(pretrained):
-        return scglue.models.fit_SCGLUE(data, graph, skip_balance=skip_balance, init_kws=init_kws,
-                                        fit_kws=fit_kws)
-    logger.info("scglue: resuming from the pretrained model in %s (fine-tuning only)", pretrained)
-    pretrain = scglue.models.load_model(pretrained)
-    if not skip_balance:
-        key = f"X_{glue_config.TMP_PREFIX}"
-        for name, adata in data.items():
-            adata.obsm[key] = pretrain.encode_data(name, adata)
-        estimate_balancing_weight(*data.values(), use_rep=key, use_batch=None, key_added="balancing_weight")
-        for adata in data.values():
-            adata.uns[glue_config.ANNDATA_KEY]["use_dsc_weight"] = "balancing_weight"
-            del adata.obsm[key]
-    finetune = scglue.models.SCGLUEModel(data, sorted(graph.nodes), **init_kws)
-    finetune.adopt_pretrained_model(pretrain)
-    finetune.compile()
-    finetune.random_seed += 1  # as fit_SCGLUE: not the pretraining's data order
-    finetune.fit(data, graph, **{**fit_kws, "directory": os.path.join(directory, "fine-tune")})
-    finetune.save(finetuned)
-    return finetune
 
 
 def _tutorial_scaled(X, *, hvg: bool = False, drop_constant: bool = True) -> np.ndarray:
