@@ -129,7 +129,7 @@ results-lane-b:
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0; scGLUE capped at 8 + 8
 # epochs there, labelled in its epoch_budget column), then every RNA+ATAC dataset with scGLUE on its own schedule
 # (--scglue-epochs 0: scglue's data-size budget and early stopping; SNARE-seq takes hours on 2 cores; a stopped
-# run resumes from its last finished stage in $(RESULTS)/tmp/scglue when `make results-peers` runs again)
+# run resumes from its last finished epoch in $(RESULTS)/tmp/scglue when `make results-peers` runs again)
 results-peers:
 	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets eccite reapseq snareseq \
 	    --methods biclum pca seurat maxfuse scglue --no-nmi --no-umap --seed 0 --out $(RESULTS) --name benchmark_peers
