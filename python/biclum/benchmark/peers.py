@@ -100,36 +100,9 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     if not ok:
         logger.warning("scglue baseline skipped: %s", why)
         return None
-    import scanpy as sc
     import scglue
 
-    from ..prior import read_annotation
-
-    ann = read_annotation(annotation).drop_duplicates("gene_name").set_index("gene_name")
-    rna = rna.copy()
-    atac = atac_peaks.copy()
-    rna.layers["counts"] = rna.X.copy()
-    sc.pp.highly_variable_genes(rna, n_top_genes=n_hvg, flavor="seurat_v3")
-    sc.pp.normalize_total(rna)
-    sc.pp.log1p(rna)
-    sc.pp.scale(rna)
-    sc.tl.pca(rna, n_comps=min(100, rna.n_vars - 1), svd_solver="auto")
-    scglue.data.lsi(atac, n_components=min(100, atac.n_vars - 1), n_iter=15)
-    common = rna.var_names.intersection(ann.index)
-    rna = rna[:, common].copy()
-    rna.var["chrom"] = ann.loc[common, "chrom"].values
-    rna.var["chromStart"] = (ann.loc[common, "start"].values - 1).astype(int)
-    rna.var["chromEnd"] = ann.loc[common, "end"].values.astype(int)
-    rna.var["strand"] = ann.loc[common, "strand"].values
-    from ..prior import parse_peaks
-
-    pk = parse_peaks(atac)
-    atac.var["chrom"] = pk["chrom"].values
-    atac.var["chromStart"] = pk["start"].values.astype(int)
-    atac.var["chromEnd"] = pk["end"].values.astype(int)
-    guidance = scglue.genomics.rna_anchored_guidance_graph(rna, atac)  # also marks atac.var["highly_variable"]
-    hvf = list(rna.var_names[rna.var["highly_variable"]]) + list(atac.var_names[atac.var["highly_variable"]])
-    guidance_hvf = guidance.subgraph(hvf).copy()
+    rna, atac, guidance_hvf = scglue_inputs(rna, atac_peaks, annotation, n_hvg=n_hvg)
     info = {} if info is None else info
     attempts = (False, True)
     if checkpoint_dir and os.path.isdir(os.path.join(checkpoint_dir, "unbalanced")):
@@ -137,9 +110,7 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
         info["note"] = "scglue balancing weights were NaN; refitted with skip_balance=True"
     for skip_balance in attempts:
         data = {"rna": rna.copy(), "atac": atac.copy()}  # fit_SCGLUE writes balancing weights into its inputs
-        scglue.models.configure_dataset(data["rna"], "NB", use_highly_variable=True, use_layer="counts",
-                                        use_rep="X_pca")
-        scglue.models.configure_dataset(data["atac"], "NB", use_highly_variable=True, use_rep="X_lsi")
+        scglue_configure(data)
         directory = (os.path.join(checkpoint_dir, "unbalanced" if skip_balance else "balanced") if checkpoint_dir
                      else tempfile.mkdtemp(prefix="biclum_glue_", dir=workdir))
         fit_kws = {"directory": directory}
@@ -160,6 +131,49 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
         info["epoch_stages"] = f"{stages[0]} pretraining + {stages[1]} fine-tuning"
     return (glue.encode_data("rna", data["rna"]).astype(np.float32),
             glue.encode_data("atac", data["atac"]).astype(np.float32))
+
+
+def scglue_inputs(rna, atac_peaks, annotation, *, n_hvg: int = 2000):
+    """scglue's tutorial preprocessing (the inputs of :func:`scglue_baseline`): RNA seurat_v3 HVGs on counts,
+    normalise/log1p/scale/PCA (100), ATAC LSI (100), gene and peak coordinates, and the RNA-anchored guidance graph
+    restricted to the highly variable features. Returns ``(rna, atac, guidance_hvf)``; the inputs are not changed."""
+    import scanpy as sc
+    import scglue
+
+    from ..prior import parse_peaks, read_annotation
+
+    ann = read_annotation(annotation).drop_duplicates("gene_name").set_index("gene_name")
+    rna = rna.copy()
+    atac = atac_peaks.copy()
+    rna.layers["counts"] = rna.X.copy()
+    sc.pp.highly_variable_genes(rna, n_top_genes=n_hvg, flavor="seurat_v3")
+    sc.pp.normalize_total(rna)
+    sc.pp.log1p(rna)
+    sc.pp.scale(rna)
+    sc.tl.pca(rna, n_comps=min(100, rna.n_vars - 1), svd_solver="auto")
+    scglue.data.lsi(atac, n_components=min(100, atac.n_vars - 1), n_iter=15)
+    common = rna.var_names.intersection(ann.index)
+    rna = rna[:, common].copy()
+    rna.var["chrom"] = ann.loc[common, "chrom"].values
+    rna.var["chromStart"] = (ann.loc[common, "start"].values - 1).astype(int)
+    rna.var["chromEnd"] = ann.loc[common, "end"].values.astype(int)
+    rna.var["strand"] = ann.loc[common, "strand"].values
+    pk = parse_peaks(atac)
+    atac.var["chrom"] = pk["chrom"].values
+    atac.var["chromStart"] = pk["start"].values.astype(int)
+    atac.var["chromEnd"] = pk["end"].values.astype(int)
+    guidance = scglue.genomics.rna_anchored_guidance_graph(rna, atac)  # also marks atac.var["highly_variable"]
+    hvf = list(rna.var_names[rna.var["highly_variable"]]) + list(atac.var_names[atac.var["highly_variable"]])
+    guidance_hvf = guidance.subgraph(hvf).copy()
+    return rna, atac, guidance_hvf
+
+
+def scglue_configure(data: dict) -> None:
+    """scglue.models.configure_dataset on ``{"rna": ..., "atac": ...}`` from :func:`scglue_inputs`, as the tutorial."""
+    import scglue
+
+    scglue.models.configure_dataset(data["rna"], "NB", use_highly_variable=True, use_layer="counts", use_rep="X_pca")
+    scglue.models.configure_dataset(data["atac"], "NB", use_highly_variable=True, use_rep="X_lsi")
 
 
 def _tutorial_scaled(X, *, hvg: bool = False, drop_constant: bool = True) -> np.ndarray:

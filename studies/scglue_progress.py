@@ -1,0 +1,94 @@
+"""How good is scGLUE part way through its own schedule? Scores of scGLUE's network as saved after an epoch.
+
+    BICLUM_PEERS_PYTHON=... $BICLUM_PEERS_PYTHON studies/scglue_progress.py --dataset snareseq --seed 0 \
+        --resume-points FILE [FILE ...] [--no-write]
+
+scGLUE's own schedule on SNARE-seq (up to 166 epochs per stage, about 2 minutes an epoch on 2 cores) is longer
+than a CPU session here. `biclum benchmark --scglue-epochs 0 --scglue-checkpoints DIR` keeps a resume point
+(``resume.pt``, biclum.benchmark.scglue_training) after every epoch; copies of it taken while the run goes on are
+the FILEs. Each is loaded into the network scGLUE builds for these inputs (biclum.benchmark.peers.scglue_inputs,
+the benchmark's own preprocessing and guidance graph, same seed) and scored as benchmarks/all_datasets.py scores
+biclum: FOSCTTM on paired data, 5-NN label transfer both ways where labelled. Rows are sorted by stage and epoch.
+
+These are not the fully trained scGLUE: they show its trend over its own schedule so far.
+Writes benchmarks/results/scglue_progress_<dataset>.md with the command, commit, threads and seed. Needs scglue.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="snareseq", help="a shared RNA + ATAC dataset")
+    p.add_argument("--seed", type=int, default=0, help="the seed the scGLUE run was given")
+    p.add_argument("--resume-points", nargs="+", required=True, metavar="FILE",
+                   help="copies of a stage's resume.pt (pretrain or fine-tune), taken as the run went on")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-write", action="store_true")
+    return p
+
+
+def _model(prep: dict, seed: int):
+    """scGLUE's inputs and an untrained network of the benchmark's shape (latent 50, as scglue_baseline)."""
+    import scglue
+
+    from biclum.benchmark.peers import scglue_configure, scglue_inputs
+
+    rna, atac, graph = scglue_inputs(prep["rna"], prep["other"], prep["annotation"])
+    data = {"rna": rna, "atac": atac}
+    scglue_configure(data)
+    model = scglue.models.SCGLUEModel(data, sorted(graph.nodes), latent_dim=50, random_seed=seed)
+    return model, data
+
+
+def _score(path: Path, model, data: dict, prep: dict) -> dict:
+    import torch
+
+    from all_datasets import _scores
+
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    model.net.load_state_dict(state["net"])
+    stage = "fine-tune" if path.name.startswith("fine-tune") else "pretrain"
+    out = {"stage": stage, "epoch": int(state["epoch"]), "of_at_most": int(state["max_epochs"]),
+           "lr_reductions": int(state["n_lrs"]), "file": path.name}
+    out.update(_scores(model.encode_data("rna", data["rna"]), model.encode_data("atac", data["atac"]), prep))
+    return out
+
+
+def main(argv=None) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import torch
+
+    from all_datasets import _prepare
+
+    from biclum.benchmark.report import markdown_table, publish, run_stamp, start_run
+
+    argv, a, _ = start_run(_parser(), argv)
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    prep = _prepare(a.dataset)
+    model, data = _model(prep, a.seed)
+    rows = [_score(Path(f), model, data, prep) for f in a.resume_points]
+    table = pd.DataFrame(rows)
+    table["order"] = table["stage"].map({"pretrain": 0, "fine-tune": 1})
+    table = table.sort_values(["order", "epoch"]).drop_duplicates(["stage", "epoch"]).drop(columns="order")
+    text = (run_stamp(__file__, argv, a.threads, [a.seed]) + f"; {a.dataset}; {time.perf_counter() - t0:.0f} s.\n\n"
+            "scGLUE's network after the epoch shown of its own schedule (`biclum benchmark --scglue-epochs 0 "
+            "--scglue-checkpoints DIR`, resume points copied as it ran), scored with benchmarks/all_datasets.py's "
+            "metric code. Not the fully trained scGLUE: its trend so far. `of_at_most`: the stage's epoch cap "
+            "(scGLUE's data-size rule); `lr_reductions`: learning-rate reductions so far (scGLUE stops a stage "
+            "after patience runs out at the lowest rate).\n\n" + markdown_table(table, 3) + "\n")
+    publish(text, REPO / "benchmarks" / "results" / f"scglue_progress_{a.dataset}.md",
+            f"scGLUE part way through its own schedule: {a.dataset}", write=not a.no_write)
+
+
+if __name__ == "__main__":
+    main()
