@@ -68,7 +68,10 @@ def _benchmark_parser(prog: str) -> argparse.ArgumentParser:
                         f"(default {SCGLUE_EPOCHS})")
     p.add_argument("--scglue-checkpoints", default=None, metavar="DIR",
                    help="keep scGLUE's training directories here; the same command run again resumes a stopped "
-                        "scGLUE run from its last finished stage (pretraining or fine-tuning)")
+                        "scGLUE run from its last finished epoch")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="several seeds in place of --seed: one run per seed and method, and the table starts with "
+                        "the mean ± sd over the seeds")
     _common_args(p)
     return p
 
@@ -116,7 +119,7 @@ def main_benchmark(argv: Optional[Sequence[str]] = None, prog: str = "biclum ben
     datasets = _datasets(p, a)
     if a.quiet:
         logger.setLevel("WARNING")
-    table = run_benchmark(datasets, a.methods, seed=a.seed, max_epochs=a.max_epochs,
+    table = run_benchmark(datasets, a.methods, seed=a.seed, seeds=a.seeds, max_epochs=a.max_epochs,
                           biclum_config=_biclum_config(a), scglue_epochs=a.scglue_epochs or None,
                           scglue_checkpoints=a.scglue_checkpoints,
                           nmi=not a.no_nmi, umap=not a.no_umap, out_dir=a.out, isolate=not a.no_isolate,

@@ -158,15 +158,16 @@ def pre_integration(prep: dict, n_comps: int = 50, seed: int = 0) -> Tuple[np.nd
     """Each modality's own coordinates before integration, for the neighbour-conservation metric (as scglue's
     evaluation: RNA PCA, ATAC LSI). RNA: PCA of the per-gene standardised log-normalised counts (all genes, clip
     10); ATAC peaks: :func:`~biclum.benchmark.baselines.lsi` (the model's :class:`~biclum.preprocessing.PeakLSI`);
-    gene-level ATAC or ADT: PCA as for RNA. Cached in ``prep``."""
-    if "pre" not in prep:
+    gene-level ATAC or ADT: PCA as for RNA. Cached in ``prep`` per seed."""
+    cache = prep.setdefault("pre", {})
+    if seed not in cache:
         from .baselines import lsi, own_pca
 
         other = prep["other"]
         o = lsi(other, n_comps, seed=seed) if prep["modality"] == "atac" and _looks_like_peaks(other) else \
             own_pca(other, n_comps, seed=seed)
-        prep["pre"] = (own_pca(prep["rna"], n_comps, seed=seed), np.asarray(o, dtype=np.float32))
-    return prep["pre"]
+        cache[seed] = (own_pca(prep["rna"], n_comps, seed=seed), np.asarray(o, dtype=np.float32))
+    return cache[seed]
 
 
 def _score(prep: dict, res: dict, nmi: bool, seed: int) -> dict:
@@ -205,7 +206,7 @@ def _scglue_config(epochs: Optional[int], checkpoints, dataset: str, seed: int) 
 
 
 def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca", "seurat"), *, seed: int = 0,
-                  max_epochs: Optional[int] = None, biclum_config: Optional[dict] = None,
+                  seeds: Optional[Sequence[int]] = None, max_epochs: Optional[int] = None, biclum_config: Optional[dict] = None,
                   scglue_epochs: Optional[int] = SCGLUE_EPOCHS, scglue_checkpoints=None, nmi: bool = True,
                   umap: bool = True, out_dir=None, isolate: bool = True, timeout: Optional[float] = None,
                   command: Optional[str] = None, table_name: str = "benchmark") -> pd.DataFrame:
@@ -221,6 +222,9 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
     seed, max_epochs, biclum_config
         Passed to :func:`biclum.integrate` (``biclum_config`` = config overrides); ``seed`` also seeds the
         baselines, the metrics' subsampling and the UMAPs.
+    seeds
+        Several seeds (in place of ``seed``): every method runs once per seed, one row each; the written table
+        starts with the mean ± sd over the seeds (:func:`~biclum.benchmark.report.seed_summary`).
     scglue_epochs
         scGLUE's epoch cap for each of its two stages (None = scglue's own, data-size dependent budget: hours on
         SNARE-seq on 2 cores); stated in the table's ``epoch_budget`` column.
@@ -233,7 +237,7 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
         :func:`biclum.metrics.evaluate`).
     umap, out_dir, table_name
         With ``out_dir``, write ``<table_name>.md`` + ``<table_name>.csv`` there and, with ``umap``, one UMAP figure
-        per run (``<table_name>_umap_<dataset>_<method>.png``).
+        per run (``<table_name>_umap_<dataset>_<method>[_seed<seed>].png``).
     isolate, timeout
         One child process per run (honest time and memory, see the module docstring); ``timeout`` seconds per run.
     command
@@ -241,7 +245,7 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
 
     Returns
     -------
-    DataFrame, one row per (dataset, method): status, every metric of :data:`biclum.metrics.METRIC_NAMES`,
+    DataFrame, one row per (dataset, seed, method): status, every metric of :data:`biclum.metrics.METRIC_NAMES`,
     method extras (e.g. Seurat's own label transfer ``transfer_rna_to_other_own``), wall_s, cpu_s, peak_rss_mb,
     rss_inputs_mb.
     """
@@ -249,26 +253,36 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         source_commit()  # the code that runs, read now (the table is written at the end)
+    seeds = [int(seed)] if seeds is None else [int(s) for s in seeds]
     rows = []
     for ds in map(_as_input, datasets):
         prep = ds.load()
-        for method in methods:
-            cfg = (biclum_config if method == "biclum" else
-                   _scglue_config(scglue_epochs, scglue_checkpoints, ds.name, seed) if method == "scglue" else None)
-            res = run_method(ds, method, seed=seed, max_epochs=max_epochs, config=cfg, isolate=isolate,
-                             timeout=timeout)
-            scores = _score(prep, res, nmi, seed)
-            rows.append(_row(ds.name, method, res, scores, paired=prep["paired"]))
-            logger.info("benchmark: %s / %s: %s%s", ds.name, method, res["status"],
-                        "" if not scores else " " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
-            if out is not None and umap and res["rna_emb"] is not None:
-                _umap_figure(prep, res, f"{ds.name} / {method}", out / f"{table_name}_umap_{ds.name}_{method}.png",
-                             seed)
+        for s in seeds:
+            for method in methods:
+                figure = (None if out is None or not umap else
+                          out / f"{table_name}_umap_{ds.name}_{method}{f'_seed{s}' if len(seeds) > 1 else ''}.png")
+                rows.append(_run_one(ds, prep, method, s, max_epochs=max_epochs, biclum_config=biclum_config,
+                                     scglue_epochs=scglue_epochs, scglue_checkpoints=scglue_checkpoints, nmi=nmi,
+                                     isolate=isolate, timeout=timeout, umap_path=figure))
         ds._prepared = None  # free the data before the next dataset
     table = pd.DataFrame(rows)
     if out is not None:
         write_table(table, out / table_name, title="biclum benchmark", command=command)
     return table
+
+
+def _run_one(ds, prep: dict, method: str, seed: int, *, max_epochs, biclum_config, scglue_epochs,
+             scglue_checkpoints, nmi: bool, isolate: bool, timeout, umap_path: Optional[Path]) -> dict:
+    """One (dataset, seed, method) run of :func:`run_benchmark`: its table row (and UMAP figure)."""
+    cfg = (biclum_config if method == "biclum" else
+           _scglue_config(scglue_epochs, scglue_checkpoints, ds.name, seed) if method == "scglue" else None)
+    res = run_method(ds, method, seed=seed, max_epochs=max_epochs, config=cfg, isolate=isolate, timeout=timeout)
+    scores = _score(prep, res, nmi, seed)
+    logger.info("benchmark: %s / %s / seed %d: %s%s", ds.name, method, seed, res["status"],
+                "" if not scores else " " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
+    if umap_path is not None and res["rna_emb"] is not None:
+        _umap_figure(prep, res, f"{ds.name} / {method} / seed {seed}", umap_path, seed)
+    return _row(ds.name, method, res, scores, paired=prep["paired"], seed=seed)
 
 
 

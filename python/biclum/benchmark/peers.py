@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from .._logging import logger
 from ..errors import BiclumInputError
 from .baselines import _counts
-from .scglue_training import STAGES, epochs_run, fit_scglue_resumable
+from .scglue_training import STAGES, epochs_run, fit_scglue_resumable, train_seconds
 
 __all__ = ["scglue_baseline", "scglue_available", "maxfuse_baseline", "maxfuse_available", "peer_available",
            "peer_python"]
@@ -129,6 +129,9 @@ def scglue_baseline(rna, atac_peaks, annotation, *, n_hvg: int = 2000, latent_di
     if None not in stages:
         info["epochs"] = sum(stages)
         info["epoch_stages"] = f"{stages[0]} pretraining + {stages[1]} fine-tuning"
+    seconds = [train_seconds(os.path.join(directory, stage)) for stage in STAGES] if checkpoint_dir else [None]
+    if None not in seconds:
+        info["train_s_all_pieces"] = sum(seconds)
     return (glue.encode_data("rna", data["rna"]).astype(np.float32),
             glue.encode_data("atac", data["atac"]).astype(np.float32))
 

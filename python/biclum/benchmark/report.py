@@ -129,11 +129,32 @@ def write_table(table: pd.DataFrame, stem, *, title: str = "biclum benchmark", c
               "cpu_s: CPU time of the worker and its children (Rscript) during the call; "
               "peak_rss_mb: peak resident memory of the method's own worker process and its children (Rscript) "
               "together, including interpreter and loaded inputs (rss_inputs_mb). epochs: epochs run (scGLUE: its "
-              "two stages together, split in epoch_stages); epoch_budget: scGLUE's epoch cap.", ""]
-    lines += [*table_notes(table), markdown_table(show, digits)]
+              "two stages together, split in epoch_stages); epoch_budget: scGLUE's epoch cap; train_s_all_pieces: "
+              "scGLUE's training seconds summed over every piece of a run resumed from --scglue-checkpoints (wall_s "
+              "counts only this call's piece).", ""]
+    lines += table_notes(table)
+    if "seed" in table and table["seed"].nunique() > 1:
+        lines += [f"Mean ± sd over seeds {', '.join(map(str, pd.unique(table['seed'])))} (sample sd; `runs ok`: runs "
+                  "with status ok, the only ones averaged):", "", markdown_table(seed_summary(table, digits), digits),
+                  "", "Per run:", ""]
+    lines += [markdown_table(show, digits)]
     md_path.write_text("\n".join(lines) + "\n")
     logger.info("wrote %s and %s", md_path, csv_path)
     return md_path, csv_path
+
+
+def seed_summary(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """One row per (dataset, method) of a benchmark table with a ``seed`` column: how many runs are ok, and
+    "mean ± sd" (:func:`mean_sd`) over the ok runs of every numeric column that has a value."""
+    ok = table[table["status"] == "ok"]
+    numeric = [c for c in table.columns if c != "seed" and pd.api.types.is_numeric_dtype(table[c])
+               and table[c].notna().any()]
+    rows = []
+    for (dataset, method), runs in table.groupby(["dataset", "method"], sort=False):
+        good = ok[(ok["dataset"] == dataset) & (ok["method"] == method)]
+        rows.append({"dataset": dataset, "method": method, "runs ok": f"{len(good)}/{len(runs)}",
+                     **{c: mean_sd(good[c], digits) for c in numeric}})
+    return pd.DataFrame(rows)
 
 
 def table_notes(table: pd.DataFrame) -> List[str]:

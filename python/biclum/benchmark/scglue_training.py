@@ -12,14 +12,17 @@ fine-tuning with the seed plus one) in a kept directory:
   states (torch and the data loaders'), so that a run started again goes on from the last finished epoch with
   the same schedule, the same early stopping and the same best-checkpoint restore at the end.
 
-:func:`epochs_run` reads how many epochs a stage ran from its tensorboard log.
+:func:`epochs_run` reads how many epochs a stage ran from its tensorboard log, :func:`train_seconds` how long it
+trained, over every piece of a resumed run.
 """
 from __future__ import annotations
 
 import functools
 import glob
+import json
 import os
 import struct
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +31,7 @@ import numpy as np
 from .._logging import logger
 
 RESUME_FILE = "resume.pt"
+SECONDS_FILE = "train_seconds.json"  # a finished stage's training time, summed over the pieces of a resumed run
 STAGES = ("pretrain", "fine-tune")
 
 
@@ -57,17 +61,25 @@ def _stage(data: dict, graph, name: str, init_kws: dict, fit_kws: dict, director
     if pretrained is not None:
         model.random_seed += 1  # as fit_SCGLUE: not the pretraining's data order
     trainer = model.trainer
-    trainer.fit = functools.partial(trainer.fit, plugins=[_ResumePoint()])  # SCGLUEModel.fit passes no plugins
+    resume = _ResumePoint()
+    trainer.fit = functools.partial(trainer.fit, plugins=[resume])  # SCGLUEModel.fit passes no plugins
     try:
         model.fit(data, graph, **{**fit_kws, "directory": stage_dir})
     finally:
         del trainer.fit  # the class's method again (the model is pickled below)
+    _write_whole(os.path.join(stage_dir, SECONDS_FILE), json.dumps({"seconds": resume.seconds()}))
     tmp = saved + ".part"
     model.save(tmp)
     os.replace(tmp, saved)
     if os.path.exists(os.path.join(stage_dir, RESUME_FILE)):
         os.remove(os.path.join(stage_dir, RESUME_FILE))
     return model
+
+
+def _write_whole(path: str, text: str) -> None:
+    with open(path + ".part", "w") as fh:
+        fh.write(text)
+    os.replace(path + ".part", path)
 
 
 def _balance(pretrain, data: dict) -> None:
@@ -119,7 +131,15 @@ def _loaders(loader) -> list:
 
 class _ResumePoint:
     """A scGLUE training plugin: after every epoch, everything needed to go on from there (``resume.pt``, written
-    whole); when attached to a stage that has one, it restores it before the first epoch."""
+    whole); when attached to a stage that has one, it restores it before the first epoch. It also keeps the
+    stage's training seconds, summed over the pieces of a resumed run (:meth:`seconds`)."""
+
+    def __init__(self) -> None:
+        self.seconds_before = 0.0  # training time of the earlier pieces of this stage
+        self.started: Optional[float] = None
+
+    def seconds(self) -> float:
+        return self.seconds_before + (0.0 if self.started is None else time.perf_counter() - self.started)
 
     def attach(self, net, trainer, train_engine, val_engine, train_loader, val_loader, directory) -> None:
         import torch
@@ -127,9 +147,11 @@ class _ResumePoint:
 
         path = Path(directory) / RESUME_FILE
         parts = _parts(train_engine)
+        self.started = time.perf_counter()
         if path.exists():
             state = torch.load(path, weights_only=False)
             self._restore(state, net, trainer, train_engine, val_engine, parts, Path(directory))
+            self.seconds_before = float(state.get("seconds", 0.0))  # absent in resume points of older versions
             rng = state["rng"]
 
             @train_engine.on(Events.STARTED)
@@ -141,6 +163,7 @@ class _ResumePoint:
         @train_engine.on(Events.EPOCH_COMPLETED)
         def _save(engine):
             state = self._state(net, trainer, engine, val_engine, parts, Path(directory), train_loader, val_loader)
+            state["seconds"] = self.seconds()
             tmp = path.with_suffix(".part")
             torch.save(state, tmp)
             os.replace(tmp, path)
@@ -210,3 +233,13 @@ def epochs_run(stage_dir: str) -> Optional[int]:
                 if any(v.tag.startswith("train/") for v in event.summary.value):
                     last = max(last or 0, int(event.step))
     return last
+
+
+def train_seconds(stage_dir: str) -> Optional[float]:
+    """Seconds one finished scglue stage trained, summed over every piece of a resumed run (None when the stage
+    is not finished or was trained by an earlier version, which did not keep it)."""
+    try:
+        with open(os.path.join(stage_dir, SECONDS_FILE)) as fh:
+            return float(json.load(fh)["seconds"])
+    except (OSError, ValueError, KeyError):
+        return None
