@@ -128,11 +128,15 @@ results-lane-b:
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0; scGLUE capped at 8 + 8
 # epochs there, labelled in its epoch_budget column), then every RNA+ATAC dataset with scGLUE on its own schedule
-# (--scglue-epochs 0: scglue's data-size budget and early stopping; SNARE-seq takes hours on 2 cores; a stopped
+# (--scglue-epochs 0: scglue's data-size budget and early stopping; the small sets with $(SEEDS), SNARE-seq with
+# seed 0: it takes hours on 2 cores (studies/scglue_progress.py scores it part way); a stopped
 # run resumes from its last finished epoch in $(RESULTS)/tmp/scglue when `make results-peers` runs again)
 results-peers:
 	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets eccite reapseq snareseq \
 	    --methods biclum pca seurat maxfuse scglue --no-nmi --no-umap --seed 0 --out $(RESULTS) --name benchmark_peers
-	$(STEP) benchmark_scglue_own $(PYTHON) -m biclum.cli benchmark --datasets neurips_multiome pbmc_small snareseq \
+	$(STEP) scglue_own_small $(PYTHON) -m biclum.cli benchmark --datasets neurips_multiome pbmc_small \
 	    --methods biclum pca scglue --scglue-epochs 0 --scglue-checkpoints $(RESULTS)/tmp/scglue --no-nmi --no-umap \
-	    --seed 0 --out $(RESULTS) --name benchmark_scglue_own
+	    --seeds $(SEEDS) --out $(RESULTS) --name scglue_own_small
+	$(STEP) scglue_own_snareseq $(PYTHON) -m biclum.cli benchmark --datasets snareseq \
+	    --methods biclum pca scglue --scglue-epochs 0 --scglue-checkpoints $(RESULTS)/tmp/scglue --no-nmi --no-umap \
+	    --seed 0 --out $(RESULTS) --name scglue_own_snareseq
