@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 
 from .._logging import logger
+from ..atomic import atomic_path, write_bytes
 
 RESUME_FILE = "resume.pt"
 SECONDS_FILE = "train_seconds.json"  # a finished stage's training time, summed over the pieces of a resumed run
@@ -67,19 +68,12 @@ def _stage(data: dict, graph, name: str, init_kws: dict, fit_kws: dict, director
         model.fit(data, graph, **{**fit_kws, "directory": stage_dir})
     finally:
         del trainer.fit  # the class's method again (the model is pickled below)
-    _write_whole(os.path.join(stage_dir, SECONDS_FILE), json.dumps({"seconds": resume.seconds()}))
-    tmp = saved + ".part"
-    model.save(tmp)
-    os.replace(tmp, saved)
+    write_bytes(os.path.join(stage_dir, SECONDS_FILE), json.dumps({"seconds": resume.seconds()}).encode())
+    with atomic_path(saved) as tmp:
+        model.save(tmp)
     if os.path.exists(os.path.join(stage_dir, RESUME_FILE)):
         os.remove(os.path.join(stage_dir, RESUME_FILE))
     return model
-
-
-def _write_whole(path: str, text: str) -> None:
-    with open(path + ".part", "w") as fh:
-        fh.write(text)
-    os.replace(path + ".part", path)
 
 
 def _balance(pretrain, data: dict) -> None:
@@ -164,9 +158,8 @@ class _ResumePoint:
         def _save(engine):
             state = self._state(net, trainer, engine, val_engine, parts, Path(directory), train_loader, val_loader)
             state["seconds"] = self.seconds()
-            tmp = path.with_suffix(".part")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                torch.save(state, tmp)
 
     @staticmethod
     def _state(net, trainer, engine, val_engine, parts, directory: Path, train_loader, val_loader) -> dict:
