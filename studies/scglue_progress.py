@@ -8,7 +8,9 @@ than a CPU session here. `biclum benchmark --scglue-epochs 0 --scglue-checkpoint
 (``resume.pt``, biclum.benchmark.scglue_training) after every epoch; copies of it taken while the run goes on are
 the FILEs. Each is loaded into the network scGLUE builds for these inputs (biclum.benchmark.peers.scglue_inputs,
 the benchmark's own preprocessing and guidance graph, same seed) and scored as benchmarks/all_datasets.py scores
-biclum: FOSCTTM on paired data, 5-NN label transfer both ways where labelled. Rows are sorted by stage and epoch.
+biclum: FOSCTTM on paired data, 5-NN label transfer both ways where labelled. A finished stage's model
+(``pretrain.dill``, the best checkpoint that scGLUE's early stopping restored) may be given too. Rows are sorted by
+stage and epoch.
 
 These are not the fully trained scGLUE: they show its trend over its own schedule so far.
 Writes benchmarks/results/scglue_progress_<dataset>.md with the command, commit, threads and seed. Needs scglue.
@@ -30,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="snareseq", help="a shared RNA + ATAC dataset")
     p.add_argument("--seed", type=int, default=0, help="the seed the scGLUE run was given")
     p.add_argument("--resume-points", nargs="+", required=True, metavar="FILE",
-                   help="copies of a stage's resume.pt (pretrain or fine-tune), taken as the run went on")
+                   help="copies of a stage's resume.pt (pretrain or fine-tune), taken as the run went on, and/or "
+                        "a finished stage's model (pretrain/pretrain.dill, fine-tune/fine-tune.dill)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-write", action="store_true")
     return p
@@ -50,17 +53,38 @@ def _model(prep: dict, seed: int):
 
 
 def _score(path: Path, model, data: dict, prep: dict) -> dict:
-    import torch
-
+    """Scores of one resume point (its network loaded into ``model``) or of a finished stage's model (.dill)."""
     from all_datasets import _scores
+
+    if path.suffix == ".dill":
+        return {**_stage_model(path), **_scores(*_encode(_load_dill(path), data), prep)}
+    import torch
 
     state = torch.load(path, weights_only=False, map_location="cpu")
     model.net.load_state_dict(state["net"])
     stage = "fine-tune" if path.name.startswith("fine-tune") else "pretrain"
     out = {"stage": stage, "epoch": int(state["epoch"]), "of_at_most": int(state["max_epochs"]),
            "lr_reductions": int(state["n_lrs"]), "file": path.name}
-    out.update(_scores(model.encode_data("rna", data["rna"]), model.encode_data("atac", data["atac"]), prep))
-    return out
+    return {**out, **_scores(*_encode(model, data), prep)}
+
+
+def _load_dill(path: Path):
+    import scglue
+
+    return scglue.models.load_model(str(path))
+
+
+def _stage_model(path: Path) -> dict:
+    """A finished stage (``pretrain/pretrain.dill``): the epochs its log records; the model is the best
+    checkpoint that scGLUE's early stopping restored."""
+    from biclum.benchmark.scglue_training import epochs_run
+
+    return {"stage": path.stem, "epoch": epochs_run(str(path.parent)), "of_at_most": None,
+            "lr_reductions": None, "file": f"{path.parent.name}/{path.name} (end of stage, best checkpoint)"}
+
+
+def _encode(model, data: dict):
+    return model.encode_data("rna", data["rna"]), model.encode_data("atac", data["atac"])
 
 
 def main(argv=None) -> None:
@@ -79,7 +103,9 @@ def main(argv=None) -> None:
     rows = [_score(Path(f), model, data, prep) for f in a.resume_points]
     table = pd.DataFrame(rows)
     table["order"] = table["stage"].map({"pretrain": 0, "fine-tune": 1})
-    table = table.sort_values(["order", "epoch"]).drop_duplicates(["stage", "epoch"]).drop(columns="order")
+    table = table.sort_values(["order", "epoch"]).drop_duplicates(["stage", "epoch", "of_at_most"]).drop(columns="order")
+    for col in ("epoch", "of_at_most", "lr_reductions"):  # counts; empty for a finished stage's model
+        table[col] = table[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
     text = (run_stamp(__file__, argv, a.threads, [a.seed]) + f"; {a.dataset}; {time.perf_counter() - t0:.0f} s.\n\n"
             "scGLUE's network after the epoch shown of its own schedule (`biclum benchmark --scglue-epochs 0 "
             "--scglue-checkpoints DIR`, resume points copied as it ran), scored with benchmarks/all_datasets.py's "
