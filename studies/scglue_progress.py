@@ -3,7 +3,7 @@
     BICLUM_PEERS_PYTHON=... $BICLUM_PEERS_PYTHON studies/scglue_progress.py --dataset snareseq --seed 0 \
         --resume-points FILE [FILE ...] [--no-write]
 
-scGLUE's own schedule on SNARE-seq (up to 166 epochs per stage, about 2 minutes an epoch on 2 cores) is longer
+scGLUE's own schedule on SNARE-seq (up to 166 epochs per stage, about a minute an epoch on one core) is longer
 than a CPU session here. `biclum benchmark --scglue-epochs 0 --scglue-checkpoints DIR` keeps a resume point
 (``resume.pt``, biclum.benchmark.scglue_training) after every epoch; copies of it taken while the run goes on are
 the FILEs. Each is loaded into the network scGLUE builds for these inputs (biclum.benchmark.peers.scglue_inputs,
@@ -57,7 +57,9 @@ def _score(path: Path, model, data: dict, prep: dict) -> dict:
     from all_datasets import _scores
 
     if path.suffix == ".dill":
-        return {**_stage_model(path), **_scores(*_encode(_load_dill(path), data), prep)}
+        import scglue
+
+        return {**_stage_model(path), **_scores(*_encode(scglue.models.load_model(str(path)), data), prep)}
     import torch
 
     state = torch.load(path, weights_only=False, map_location="cpu")
@@ -66,12 +68,6 @@ def _score(path: Path, model, data: dict, prep: dict) -> dict:
     out = {"stage": stage, "epoch": int(state["epoch"]), "of_at_most": int(state["max_epochs"]),
            "lr_reductions": int(state["n_lrs"]), "file": path.name}
     return {**out, **_scores(*_encode(model, data), prep)}
-
-
-def _load_dill(path: Path):
-    import scglue
-
-    return scglue.models.load_model(str(path))
 
 
 def _stage_model(path: Path) -> dict:
@@ -103,7 +99,8 @@ def main(argv=None) -> None:
     rows = [_score(Path(f), model, data, prep) for f in a.resume_points]
     table = pd.DataFrame(rows)
     table["order"] = table["stage"].map({"pretrain": 0, "fine-tune": 1})
-    table = table.sort_values(["order", "epoch"]).drop_duplicates(["stage", "epoch", "of_at_most"]).drop(columns="order")
+    table = (table.sort_values(["order", "epoch"]).drop_duplicates(["stage", "epoch", "of_at_most"])
+             .drop(columns="order"))
     for col in ("epoch", "of_at_most", "lr_reductions"):  # counts; empty for a finished stage's model
         table[col] = table[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
     text = (run_stamp(__file__, argv, a.threads, [a.seed]) + f"; {a.dataset}; {time.perf_counter() - t0:.0f} s.\n\n"

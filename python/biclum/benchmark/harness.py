@@ -206,7 +206,8 @@ def _scglue_config(epochs: Optional[int], checkpoints, dataset: str, seed: int) 
 
 
 def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca", "seurat"), *, seed: int = 0,
-                  seeds: Optional[Sequence[int]] = None, max_epochs: Optional[int] = None, biclum_config: Optional[dict] = None,
+                  seeds: Optional[Sequence[int]] = None, max_epochs: Optional[int] = None,
+                  biclum_config: Optional[dict] = None,
                   scglue_epochs: Optional[int] = SCGLUE_EPOCHS, scglue_checkpoints=None, nmi: bool = True,
                   umap: bool = True, out_dir=None, isolate: bool = True, timeout: Optional[float] = None,
                   command: Optional[str] = None, table_name: str = "benchmark") -> pd.DataFrame:
@@ -283,8 +284,6 @@ def _run_one(ds, prep: dict, method: str, seed: int, *, max_epochs, biclum_confi
     if umap_path is not None and res["rna_emb"] is not None:
         _umap_figure(prep, res, f"{ds.name} / {method} / seed {seed}", umap_path, seed)
     return _row(ds.name, method, res, scores, paired=prep["paired"], seed=seed)
-
-
 
 
 def _umap_figure(prep: dict, res: dict, title: str, path: Path, seed: int) -> None:
