@@ -106,11 +106,13 @@ def main(argv=None) -> None:
     text = (run_stamp(__file__, argv, a.threads, [a.seed]) + f"; {a.dataset}; {time.perf_counter() - t0:.0f} s.\n\n"
             "scGLUE's network after the epoch shown of its own schedule (`biclum benchmark --scglue-epochs 0 "
             "--scglue-checkpoints DIR`, resume points copied as it ran), scored with benchmarks/all_datasets.py's "
-            "metric code. Not the fully trained scGLUE: its trend so far. `of_at_most`: the stage's epoch cap "
+            "metric code. A resume point is the network part way through a stage; a `.dill` row is a finished "
+            "stage's model (the best checkpoint its early stopping restored; `fine-tune.dill` is the fully "
+            "trained scGLUE). `of_at_most`: the stage's epoch cap "
             "(scGLUE's data-size rule); `lr_reductions`: learning-rate reductions so far (scGLUE stops a stage "
             "after patience runs out at the lowest rate).\n\n" + markdown_table(table, 3) + "\n")
     publish(text, REPO / "benchmarks" / "results" / f"scglue_progress_{a.dataset}.md",
-            f"scGLUE part way through its own schedule: {a.dataset}", write=not a.no_write)
+            f"scGLUE through its own schedule: {a.dataset}", write=not a.no_write)
 
 
 if __name__ == "__main__":
