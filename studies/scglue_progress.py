@@ -9,10 +9,10 @@ than a CPU session here. `biclum benchmark --scglue-epochs 0 --scglue-checkpoint
 the FILEs. Each is loaded into the network scGLUE builds for these inputs (biclum.benchmark.peers.scglue_inputs,
 the benchmark's own preprocessing and guidance graph, same seed) and scored as benchmarks/all_datasets.py scores
 biclum: FOSCTTM on paired data, 5-NN label transfer both ways where labelled. A finished stage's model
-(``pretrain.dill``, the best checkpoint that scGLUE's early stopping restored) may be given too. Rows are sorted by
-stage and epoch.
+(``pretrain.dill`` or ``fine-tune.dill``, the best checkpoint that scGLUE's early stopping restored) may be given
+too. Rows are sorted by stage and epoch.
 
-These are not the fully trained scGLUE: they show its trend over its own schedule so far.
+A resume point shows scGLUE part way through a stage; ``fine-tune.dill`` is the fully trained scGLUE.
 Writes benchmarks/results/scglue_progress_<dataset>.md with the command, commit, threads and seed. Needs scglue.
 """
 from __future__ import annotations
@@ -71,8 +71,8 @@ def _score(path: Path, model, data: dict, prep: dict) -> dict:
 
 
 def _stage_model(path: Path) -> dict:
-    """A finished stage (``pretrain/pretrain.dill``): the epochs its log records; the model is the best
-    checkpoint that scGLUE's early stopping restored."""
+    """A finished stage (``pretrain/pretrain.dill``, ``fine-tune/fine-tune.dill``): the epochs its log records;
+    the model is the best checkpoint that scGLUE's early stopping restored."""
     from biclum.benchmark.scglue_training import epochs_run
 
     return {"stage": path.stem, "epoch": epochs_run(str(path.parent)), "of_at_most": None,
