@@ -2,7 +2,7 @@
 modalities are much sparser, and when the cells differ only by fine structure?
 
     python studies/lowdepth_proxy.py --out DIR [--cells 2641] [--rna-keep 0.4] [--atac-keep 0.5]
-                                     [--types L2/3 L4/5 L6] [--seed 100]
+                                     [--types L2/3 L4/5 L6] [--seed 100] [--record NAME]
 
 Issue 28 keeps aside an RNA + ATAC dataset of another technology (2,641 cells, binary low-depth ATAC) on which
 biclum was only a little below its PCA floor and scGLUE well below both. This script writes a stand-in for such
@@ -19,7 +19,8 @@ Score it with the user benchmark, which writes the command, commit, threads and 
         --methods biclum pca [scglue --scglue-epochs 0] --seeds 0 1 2 --no-nmi --no-umap \\
         --out benchmarks/results --name lowdepth_NAME
 
-Results: ``benchmarks/results/lowdepth_*.md`` (their commands name the proxy's options).
+``--record NAME`` also writes ``benchmarks/results/NAME.md``: this command, the commit, and what the proxy holds
+(cells, features, median counts per cell before and after thinning). Results: ``benchmarks/results/lowdepth_*.md``.
 """
 from __future__ import annotations
 
@@ -52,12 +53,31 @@ def make_proxy(cells: int, rna_keep: float, atac_keep: float, types=None, seed: 
         raise SystemExit(f"--cells {cells}: only {len(pool)} SNARE-seq cells are of the types asked for.")
     rna = rna[np.sort(rng.choice(pool, cells, replace=False))]
     atac = atac[rna.obs_names]
+    before = {"rna": _median_counts(rna), "atac": _median_counts(atac)}
     rna, atac = thinned(rna, rna_keep, rng), thinned(atac, atac_keep, rng)
     options = {"cells": cells, "rna_keep": rna_keep, "atac_keep": atac_keep, "types": list(types or []),
                "seed": seed}
-    for a in (rna, atac):
+    for name, a in (("rna", rna), ("atac", atac)):
         a.uns["lowdepth_proxy"] = options
+        a.uns["lowdepth_proxy_before"] = before[name]
     return rna, atac
+
+
+def _median_counts(adata) -> float:
+    return float(np.median(np.asarray(adata.X.sum(axis=1)).ravel()))
+
+
+def describe(rna, atac, before: dict) -> "pd.DataFrame":
+    """One row per modality: cells, features with a count, median counts per cell before and after thinning."""
+    import pandas as pd
+
+    rows = []
+    for name, adata in (("rna", rna), ("atac", atac)):
+        x = adata.X.tocsr()
+        rows.append({"modality": name, "cells": adata.n_obs, "features": adata.n_vars,
+                     "features_with_counts": int((x.getnnz(axis=0) > 0).sum()),
+                     "median_counts_before": before[name], "median_counts": _median_counts(adata)})
+    return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
@@ -68,17 +88,28 @@ def main(argv=None) -> int:
     p.add_argument("--atac-keep", type=float, default=0.5)
     p.add_argument("--types", nargs="+", help="draw only cells of these cell types")
     p.add_argument("--seed", type=int, default=100)
+    p.add_argument("--record", metavar="NAME", help="also write benchmarks/results/NAME.md")
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = p.parse_args(argv)
-    from biclum.atomic import atomic_path
+    from biclum.atomic import atomic_path, write_bytes
+    from biclum.benchmark.report import markdown_table, run_stamp, source_commit
 
+    source_commit()  # read now: the record is written at the end
     rna, atac = make_proxy(a.cells, a.rna_keep, a.atac_keep, a.types, a.seed)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     for name, adata in (("rna", rna), ("atac", atac)):
         with atomic_path(out / f"{name}.h5ad") as tmp:
             adata.write_h5ad(tmp)
-        depth = np.median(np.asarray(adata.X.sum(axis=1)).ravel())
-        print(f"{out / (name + '.h5ad')}: {adata.n_obs} cells x {adata.n_vars} features, median {depth:g} counts")
+        print(f"wrote {out / (name + '.h5ad')}")
+    table = describe(rna, atac, {"rna": rna.uns["lowdepth_proxy_before"], "atac": atac.uns["lowdepth_proxy_before"]})
+    options = ", ".join(f"{k} {v}" for k, v in rna.uns["lowdepth_proxy"].items())
+    text = (run_stamp(__file__, argv, 1, [a.seed]) + " (the draw and the thinning; no training).  \n"
+            f"Options: {options}; counts thinned binomially (each read kept with its modality's probability).\n\n"
+            + markdown_table(table, 3) + "\n")
+    print(text)
+    if a.record:
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{a.record}.md"
+        write_bytes(path, f"# Low-depth proxy of SNARE-seq: {a.record}\n\n{text}".encode())
     return 0
 
 
