@@ -2,6 +2,7 @@
 
     BICLUM_PEERS_PYTHON=... $BICLUM_PEERS_PYTHON studies/scglue_progress.py --dataset snareseq --seed 0 \
         --resume-points FILE [FILE ...] [--no-write]
+    ... studies/scglue_progress.py --rna RNA.h5ad --other ATAC.h5ad --annotation GENES --dataset NAME ...
 
 scGLUE's own schedule on SNARE-seq (up to 166 epochs per stage, about a minute an epoch on one core) is longer
 than a CPU session here. `biclum benchmark --scglue-epochs 0 --scglue-checkpoints DIR` keeps a resume point
@@ -12,6 +13,8 @@ biclum: FOSCTTM on paired data, 5-NN label transfer both ways where labelled. A 
 (``pretrain.dill`` or ``fine-tune.dill``, the best checkpoint that scGLUE's early stopping restored) may be given
 too. Rows are sorted by stage and epoch.
 
+Your own files (as ``biclum benchmark --rna --other --annotation``, e.g. studies/lowdepth_proxy.py's) replace the
+shared dataset with ``--rna``, ``--other`` and ``--annotation``; ``--dataset`` then names them in the results.
 A resume point shows scGLUE part way through a stage; ``fine-tune.dill`` is the fully trained scGLUE.
 Writes benchmarks/results/scglue_progress_<dataset>.md with the command, commit, threads and seed. Needs scglue.
 """
@@ -29,7 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="snareseq", help="a shared RNA + ATAC dataset")
+    p.add_argument("--dataset", default="snareseq", help="a shared RNA + ATAC dataset (with --rna: a name)")
+    p.add_argument("--rna", metavar="FILE", help="your RNA counts (.h5ad), in place of a shared dataset")
+    p.add_argument("--other", metavar="FILE", help="your ATAC peak counts (.h5ad), with --rna")
+    p.add_argument("--annotation", metavar="FILE", help="the gene annotation of --other's peaks, with --rna")
     p.add_argument("--seed", type=int, default=0, help="the seed the scGLUE run was given")
     p.add_argument("--resume-points", nargs="+", required=True, metavar="FILE",
                    help="copies of a stage's resume.pt (pretrain or fine-tune), taken as the run went on, and/or "
@@ -83,6 +89,16 @@ def _encode(model, data: dict):
     return model.encode_data("rna", data["rna"]), model.encode_data("atac", data["atac"])
 
 
+def _prepare_files(rna: str, other: str, annotation: str) -> dict:
+    """The benchmark's inputs from your own files (biclum.benchmark.BenchmarkInput, as ``biclum benchmark --rna``)."""
+    from biclum.benchmark.inputs import BenchmarkInput
+
+    if other is None or annotation is None:
+        raise SystemExit("--rna needs --other (ATAC peak counts) and --annotation (their gene table).")
+    return BenchmarkInput(name=Path(rna).parent.name, rna=rna, other=other, modality="atac",
+                          annotation=annotation).load()
+
+
 def main(argv=None) -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     import torch
@@ -94,7 +110,7 @@ def main(argv=None) -> None:
     argv, a, _ = start_run(_parser(), argv)
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    prep = _prepare(a.dataset)
+    prep = _prepare(a.dataset) if a.rna is None else _prepare_files(a.rna, a.other, a.annotation)
     model, data = _model(prep, a.seed)
     rows = [_score(Path(f), model, data, prep) for f in a.resume_points]
     table = pd.DataFrame(rows)
