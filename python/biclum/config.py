@@ -29,8 +29,7 @@ class PreprocessConfig:
     target_sum: float = 1e4          # library-size normalisation target
     n_pcs: Optional[int] = None      # PCA components per modality (the cell encoders' input); None: about
                                      # one per 10 cells, 10..100, logged
-    n_lsi: Optional[int] = None      # LSI components of ATAC peaks (the ATAC encoder's input); None: n_pcs when
-                                     # given, else one per 10 cells, 10..200 (biclum.setup.LSI_CEILING), logged
+    n_lsi: Optional[int] = None      # LSI components of ATAC peaks (the ATAC encoder's input); None: as n_pcs
     pca_max_cells: int = 100_000     # PCA/LSI components fitted on at most this many cells (a random sample)
                                      # per modality; every cell is projected (0: fit on all cells)
     max_value: Optional[float] = 10.0  # clip scaled values (scanpy's sc.pp.scale(max_value=10))

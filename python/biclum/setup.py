@@ -50,19 +50,11 @@ class Prepared:
     timings: dict            # seconds per stage
 
 
-PCS_CEILING = 100  # most components of a modality's PCA that the auto rule gives
-LSI_CEILING = 200  # most LSI components of ATAC peaks: shallow peaks spread the cell types over more components
-                   # (2,641 SNARE-seq cells thinned to 42 reads in peaks: FOSCTTM 0.284 with 100, 0.271 with 200;
-                   # benchmarks/results/lsi_ceiling.md)
-
-
-def auto_n_pcs(n_cells: int, n_features: int, requested: Optional[int], what: str,
-               ceiling: int = PCS_CEILING) -> int:
+def auto_n_pcs(n_cells: int, n_features: int, requested: Optional[int], what: str) -> int:
     """Components of a modality's PCA/LSI (the cell encoder's input): ``requested`` when given, else about one
-    per 10 cells between 10 and ``ceiling`` (on 150 cells, 100 components are mostly noise: 5-NN accuracy within
-    the ArchR PBMC's ATAC is 0.73 with 100 LSI components and 0.83 with 15); always below the features and
-    cells."""
-    n = int(requested) if requested else int(min(ceiling, max(10, round(n_cells / 10))))
+    per 10 cells between 10 and 100 (on 150 cells, 100 components are mostly noise: 5-NN accuracy within the
+    ArchR PBMC's ATAC is 0.73 with 100 LSI components and 0.83 with 15); always below the features and cells."""
+    n = int(requested) if requested else int(min(100, max(10, round(n_cells / 10))))
     capped = max(1, min(n, n_features - 1, n_cells - 1))
     logger.info("%s: %d components%s", what, capped, "" if requested and capped == n else
                 f" (auto from {n_cells} cells, {n_features} features)" if not requested else " (capped by the data)")
@@ -335,7 +327,7 @@ def _peak_lsi(gs: _GeneSpace, config: BiclumConfig, pcs: dict, choices: dict) ->
         return None
     peaks, names = gs.peaks
     p = config.preprocess
-    n = auto_n_pcs(peaks.shape[0], peaks.shape[1], p.n_lsi or p.n_pcs, "ATAC LSI", ceiling=LSI_CEILING)
+    n = auto_n_pcs(peaks.shape[0], peaks.shape[1], p.n_lsi or p.n_pcs, "ATAC LSI")
     choices["n_lsi"] = n
     lsi, pcs["other"] = PeakLSI.fit(peaks, names, n, config.train.seed, p.pca_max_cells)
     logger.info("ATAC cell encoder input: LSI of %d peaks (%d components)", len(lsi.peaks), pcs["other"].shape[1])

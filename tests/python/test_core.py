@@ -220,24 +220,6 @@ def test_k_capped_to_data(biclum_log):
     assert any("mnn_k=200 is larger than the 60 cells" in r.message for r in biclum_log.records)
 
 
-def test_auto_components_rule():
-    from biclum.setup import LSI_CEILING, auto_n_pcs
-
-    assert auto_n_pcs(150, 2000, None, "rna") == 15  # one per 10 cells
-    assert auto_n_pcs(10_000, 2000, None, "rna") == 100  # PCA ceiling
-    assert auto_n_pcs(10_000, 25_000, None, "ATAC LSI", ceiling=LSI_CEILING) == LSI_CEILING == 200
-    assert auto_n_pcs(10_000, 150, None, "ATAC LSI", ceiling=LSI_CEILING) == 149  # below the features
-    assert auto_n_pcs(10_000, 25_000, 30, "ATAC LSI", ceiling=LSI_CEILING) == 30  # asked for
-
-
-def test_peak_lsi_takes_more_components_than_the_pca(biclum_log):
-    rna, atac, ann = simulate(2100, n_genes=300, n_distal_peaks=300, seed=3)
-    biclum.BiCLUM(rna, atac, "atac", ann, **{**SMALL, "n_pcs": None})  # None: the auto rules
-    messages = [r.message for r in biclum_log.records]
-    assert "rna: 100 components (auto from 2100 cells, 300 features)" in messages
-    assert any(m.startswith("ATAC cell encoder input: LSI of") and m.endswith("(200 components)") for m in messages)
-
-
 def test_cli_fit_demo_writes_outputs(tmp_path):
     import anndata as ad
 
