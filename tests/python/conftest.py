@@ -10,6 +10,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def load_module(path: Path):
+    """A script that is not part of the package (scripts/, studies/) imported from its file, for its tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def shared_data_dir() -> Path:
     env = os.environ.get("BICLUM_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"

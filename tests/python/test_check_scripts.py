@@ -1,23 +1,14 @@
 """scripts/check_r_tests.py (make test's R gate) and scripts/check_readme_numbers.py (README numbers vs results)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_module
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-R = _load("check_r_tests")
-N = _load("check_readme_numbers")
+R = load_module(SCRIPTS / "check_r_tests.py")
+N = load_module(SCRIPTS / "check_readme_numbers.py")
 
 ROUT = """> test_check("biclum")
 [ FAIL 0 | WARN 1 | SKIP {skip} | PASS {ok} ]

@@ -1,25 +1,15 @@
 """studies/lowdepth_proxy.py: the thinned SNARE-seq subsets it writes are what its docstring says."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import load_module
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, STUDIES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-LOWDEPTH = _load("lowdepth_proxy")
+LOWDEPTH = load_module(Path(__file__).resolve().parents[2] / "studies" / "lowdepth_proxy.py")
 
 
 def test_thinned_keeps_a_binomial_share_of_each_count():
