@@ -67,8 +67,9 @@ def _median_counts(adata) -> float:
     return float(np.median(np.asarray(adata.X.sum(axis=1)).ravel()))
 
 
-def describe(rna, atac, before: dict) -> "pd.DataFrame":
-    """One row per modality: cells, features with a count, median counts per cell before and after thinning."""
+def describe(rna, atac) -> "pd.DataFrame":
+    """One row per modality of a :func:`make_proxy` pair: cells, features with a count, median counts per cell
+    before and after thinning."""
     import pandas as pd
 
     rows = []
@@ -76,7 +77,8 @@ def describe(rna, atac, before: dict) -> "pd.DataFrame":
         x = adata.X.tocsr()
         rows.append({"modality": name, "cells": adata.n_obs, "features": adata.n_vars,
                      "features_with_counts": int((x.getnnz(axis=0) > 0).sum()),
-                     "median_counts_before": before[name], "median_counts": _median_counts(adata)})
+                     "median_counts_before": adata.uns["lowdepth_proxy_before"],
+                     "median_counts": _median_counts(adata)})
     return pd.DataFrame(rows)
 
 
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
         with atomic_path(out / f"{name}.h5ad") as tmp:
             adata.write_h5ad(tmp)
         print(f"wrote {out / (name + '.h5ad')}")
-    table = describe(rna, atac, {"rna": rna.uns["lowdepth_proxy_before"], "atac": atac.uns["lowdepth_proxy_before"]})
+    table = describe(rna, atac)
     options = ", ".join(f"{k} {v}" for k, v in rna.uns["lowdepth_proxy"].items())
     text = (run_stamp(__file__, argv, 1, [a.seed]) + " (the draw and the thinning; no training).  \n"
             f"Options: {options}; counts thinned binomially (each read kept with its modality's probability).\n\n"

@@ -36,8 +36,7 @@ def test_make_proxy_draws_cells_of_the_types_asked_and_records_its_options(share
                                          "seed": 3}
     again, _ = LOWDEPTH.make_proxy(150, 0.4, 0.5, types=["L6", "Astro"], seed=3)
     assert list(again.obs_names) == list(rna.obs_names) and (again.X != rna.X).nnz == 0
-    table = LOWDEPTH.describe(rna, atac, {"rna": rna.uns["lowdepth_proxy_before"],
-                                          "atac": atac.uns["lowdepth_proxy_before"]})
+    table = LOWDEPTH.describe(rna, atac)
     assert list(table["cells"]) == [150, 150]
     assert (table["median_counts"] < table["median_counts_before"]).all()
     with pytest.raises(SystemExit, match="only 19 SNARE-seq cells"):
