@@ -367,6 +367,48 @@ def test_scglue_resumes_after_a_stop_within_a_stage(shared_data, tmp_path):
     assert proc.stdout.strip().splitlines()[-2:] == ["seconds True", "same True"]  # both pieces' time counted
 
 
+def test_scglue_resume_point_keeps_and_drops_best_checkpoints(tmp_path):
+    """The files of scGLUE's best checkpoints are read from the Checkpoint state under ignite's key ("_saved";
+    "saved" in older ignite), and a state listing files that are gone (a resume point written before the files
+    were kept) loses those entries, so that ignite does not fail removing them later (logged)."""
+    from biclum.benchmark import scglue_training as T
+
+    state = {"_saved": [(-0.15, "checkpoint_157.pt"), (-0.149, "checkpoint_176.pt")]}
+    assert T._kept_checkpoints(state) == state["_saved"]
+    assert T._kept_checkpoints({"saved": state["_saved"]}) == state["_saved"]
+    assert T._kept_checkpoints(None) == []
+    (tmp_path / "checkpoint_176.pt").write_bytes(b"x")
+    assert T._without_missing(state, tmp_path) == {"_saved": [(-0.149, "checkpoint_176.pt")]}
+    assert len(state["_saved"]) == 2  # not changed in place
+
+
+CHECKPOINT_KEY_CHECK = """
+import sys
+from ignite.handlers import Checkpoint, DiskSaver
+from biclum.benchmark import scglue_training as T
+ck = Checkpoint({}, DiskSaver(sys.argv[1], require_empty=False), n_saved=3)
+ck.load_state_dict({"_saved": [(-0.15, "checkpoint_157.pt")]})
+print(T._kept_checkpoints(ck.state_dict()))
+"""
+
+
+def test_scglue_checkpoint_files_found_with_the_installed_ignite(tmp_path):
+    """The installed ignite's Checkpoint state names the files where _ResumePoint looks for them (a wrong key kept
+    none, and a resumed run failed on removing a file scGLUE had deleted)."""
+    import subprocess
+    import sys
+
+    python = P.peer_python("ignite")
+    if python is None:
+        pytest.skip("BICLUM_PEERS_PYTHON with pytorch-ignite (make peers) is not set")
+    here = os.path.dirname(os.path.dirname(BM.__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(here), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([python, "-c", CHECKPOINT_KEY_CHECK, str(tmp_path)], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[(-0.15, 'checkpoint_157.pt')]"
+
+
 @pytest.mark.parametrize("command, option", [("benchmark", "--scglue-epochs"), ("ablation", "--dataset")])
 def test_cli_delegates_leading_options(command, option, capsys):
     """`biclum benchmark --datasets ...`: options right after the subcommand reach its own parser."""

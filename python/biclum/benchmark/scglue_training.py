@@ -168,7 +168,7 @@ class _ResumePoint:
         ck = parts["checkpoint"]
         saved = ck.state_dict() if ck is not None else None
         files = {}
-        for _, name in (saved or {}).get("saved", []):
+        for _, name in _kept_checkpoints(saved):
             files[name] = (directory / name).read_bytes() if (directory / name).exists() else None
         return {
             "epoch": engine.state.epoch, "iteration": engine.state.iteration,
@@ -195,7 +195,7 @@ class _ResumePoint:
             for name, blob in state["checkpoint_files"].items():  # scGLUE's early stopping cleared them
                 if blob is not None:
                     (directory / name).write_bytes(blob)
-            parts["checkpoint"].load_state_dict(state["checkpoint"])
+            parts["checkpoint"].load_state_dict(_without_missing(state["checkpoint"], directory))
         for scheduler, s in zip(parts["schedulers"], state["schedulers"]):
             scheduler.load_state_dict(s)
         train_engine.load_state_dict({k: state[k] for k in ("iteration", "epoch_length", "max_epochs")})
@@ -204,6 +204,29 @@ class _ResumePoint:
             val_engine.load_state_dict(state["val"])
         logger.info("scglue: resuming %s after epoch %d (of at most %d)", directory.name, state["epoch"],
                     state["max_epochs"])
+
+
+def _kept_checkpoints(saved: Optional[dict]) -> list:
+    """The (score, file name) pairs an ignite ``Checkpoint`` state keeps: under ``"_saved"`` (ignite 0.4.x and
+    0.5.x) or ``"saved"`` (older ignite)."""
+    saved = saved or {}
+    return list(saved.get("_saved", saved.get("saved", [])))
+
+
+def _without_missing(saved: dict, directory: Path) -> dict:
+    """A ``Checkpoint`` state without the entries whose files are gone, so that ignite does not fail removing them.
+
+    Resume points written before biclum read the files under ignite 0.5's ``"_saved"`` key hold no files, and
+    scGLUE's early stopping deletes the directory's checkpoints when a stage starts: such a run goes on, and
+    restores at its end the best checkpoint written after the resume. Logged."""
+    key = "_saved" if "_saved" in saved else "saved"
+    kept = [(score, name) for score, name in _kept_checkpoints(saved) if (directory / name).exists()]
+    dropped = len(_kept_checkpoints(saved)) - len(kept)
+    if dropped:
+        logger.warning("scglue: %d of the best checkpoints listed in %s are gone (a resume point of an earlier "
+                       "version); the stage's best-checkpoint restore will choose among those written from now on",
+                       dropped, RESUME_FILE)
+    return {**saved, key: kept}
 
 
 def epochs_run(stage_dir: str) -> Optional[int]:
