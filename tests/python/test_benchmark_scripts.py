@@ -1,0 +1,24 @@
+"""benchmarks/loadings_snare.py: its measures on data whose answer is known."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from conftest import load_module
+
+LOADINGS = load_module(Path(__file__).resolve().parents[2] / "benchmarks" / "loadings_snare.py")
+
+
+def test_least_squares_loadings_bound_every_loadings_of_the_embedding():
+    """On data of rank 5 spanned by the embedding, least-squares loadings reconstruct every gene (correlation 1);
+    any other loadings of the same embedding reach at most that, and a PCA of the same rank reaches it too."""
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(400, 5))
+    X = E @ rng.normal(size=(5, 30)) + 3.0
+    assert LOADINGS.least_squares_recon_corr(E, X) > 0.999
+    noisy = X + rng.normal(scale=2.0, size=X.shape)
+    bound = LOADINGS.least_squares_recon_corr(E, noisy)
+    labels = np.repeat(["a", "b"], 200)
+    other = LOADINGS.measures(E, rng.normal(size=(30, 5)), noisy, labels, n_top=5)["recon_corr"]
+    assert other < bound < 1.0
+    assert LOADINGS.pca_measures(noisy, labels, 5, seed=0)["recon_corr"] >= bound - 0.02
