@@ -1,4 +1,5 @@
-"""studies/lowdepth_proxy.py: the thinned SNARE-seq subsets it writes are what its docstring says."""
+"""studies/lowdepth_proxy.py: the thinned SNARE-seq subsets it writes are what its docstring says;
+studies/linear_floor.py: the variants of the joint PCA it scores."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,9 @@ import pytest
 import scipy.sparse as sp
 from conftest import load_module
 
-LOWDEPTH = load_module(Path(__file__).resolve().parents[2] / "studies" / "lowdepth_proxy.py")
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+LOWDEPTH = load_module(STUDIES / "lowdepth_proxy.py")
+LINEAR = load_module(STUDIES / "linear_floor.py")
 
 
 def test_thinned_keeps_a_binomial_share_of_each_count():
@@ -41,3 +44,24 @@ def test_make_proxy_draws_cells_of_the_types_asked_and_records_its_options(share
     assert (table["median_counts"] < table["median_counts_before"]).all()
     with pytest.raises(SystemExit, match="only 19 SNARE-seq cells"):
         LOWDEPTH.make_proxy(50, 0.4, 0.5, types=["Peri"])
+
+
+def test_linear_floor_scores_each_rank_with_both_distances():
+    """Simulated paired RNA + ATAC: one row per rank and distance, scored by the benchmark's metrics; unit rows have
+    norm 1 (zero rows stay zero), and the 30-component euclidean row is the results tables' floor."""
+    from biclum.benchmark import prepare_input
+    from biclum.benchmark.baselines import pca_floor
+    from biclum.benchmark.inputs import other_in_gene_space
+    from biclum.datasets import simulate
+    from biclum.metrics import foscttm_score
+
+    x = LINEAR.unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert np.allclose(x, [[0.6, 0.8], [0.0, 0.0]])
+    rna, atac, annotation = simulate(300, modality="atac", paired=True, seed=1)
+    prep = prepare_input(rna, atac, "atac", annotation)
+    rows = LINEAR.score_variants(prep, [5, 30], seed=0)
+    assert [(r["n_comps"], r["distance"]) for r in rows] == [(5, "euclidean"), (5, "cosine"), (30, "euclidean"),
+                                                            (30, "cosine")]
+    assert all(0 <= r["foscttm"] < 0.5 and 0 < r["transfer_rna_to_other"] <= 1 for r in rows)
+    floor = foscttm_score(*pca_floor(prep["rna"], other_in_gene_space(prep), seed=0))
+    assert rows[2]["foscttm"] == pytest.approx(floor)
