@@ -9,7 +9,8 @@ The floor of the results tables (:func:`biclum.benchmark.baselines.pca_floor`, .
 PCA of the genes RNA shares with the other modality in gene space, 30 components, scored with euclidean distances.
 biclum searches its MNN pairs with cosine similarities and returns L2-normalised embeddings, so the same PCA with
 unit rows (each cell's scores divided by their norm: euclidean distances between unit rows rank as cosines do) is
-the linear baseline in biclum's own geometry. Every variant is scored by :func:`biclum.metrics.evaluate`, the
+the linear baseline in biclum's own geometry (``biclum benchmark --methods pca_cosine`` runs it at 10 components,
+:func:`biclum.benchmark.baselines.pca_cosine`). Every variant is scored by :func:`biclum.metrics.evaluate`, the
 benchmark's metric code: FOSCTTM where paired, 5-NN label transfer both ways where labelled.
 
 ``--files`` adds your own RNA + ATAC files (e.g. studies/lowdepth_proxy.py's), four values each: a name, the RNA
@@ -29,12 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCORES = ("foscttm", "transfer_rna_to_other", "transfer_other_to_rna")
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Each row divided by its norm (zero rows stay zero)."""
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)
-
-
 def _inputs(datasets, files) -> dict:
     import anndata as ad
 
@@ -49,7 +44,7 @@ def _inputs(datasets, files) -> dict:
 
 def score_variants(prep: dict, comps, seed: int) -> list:
     """Rows (n_comps, distance, scores) of the joint PCA of the shared genes at each rank in ``comps``."""
-    from biclum.benchmark.baselines import pca_floor
+    from biclum.benchmark.baselines import pca_floor, unit_rows
     from biclum.benchmark.inputs import other_in_gene_space
     from biclum.metrics import evaluate
 

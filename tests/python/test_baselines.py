@@ -367,6 +367,21 @@ def test_scglue_resumes_after_a_stop_within_a_stage(shared_data, tmp_path):
     assert proc.stdout.strip().splitlines()[-2:] == ["seconds True", "same True"]  # both pieces' time counted
 
 
+def test_pca_cosine_is_the_floor_at_10_components_with_unit_rows(monkeypatch):
+    """pca_cosine: pca_floor's 10-component scores, each row divided by its norm; the benchmark runs it by name."""
+    rna, oth = _toy()
+    r, o = B.pca_cosine(rna, oth, seed=0)
+    fr, fo = B.pca_floor(rna, oth, 10, seed=0)
+    assert r.shape == (rna.n_obs, 10) and np.allclose(np.linalg.norm(r, axis=1), 1, atol=1e-5)
+    assert np.allclose(r, fr / np.linalg.norm(fr, axis=1, keepdims=True), atol=1e-5)
+    assert np.allclose(o, fo / np.linalg.norm(fo, axis=1, keepdims=True), atol=1e-5)
+    assert np.array_equal(B.unit_rows(np.zeros((2, 3))), np.zeros((2, 3)))
+    monkeypatch.setattr(methods, "other_in_gene_space", lambda prep: prep["other"])  # the toy is in gene space
+    prep = BM.prepare_input(rna, oth, "protein")
+    assert np.allclose(methods._RUNNERS["pca_cosine"](prep, 0, None, None)[0], r)
+    assert "pca_cosine" in methods.METHODS
+
+
 def test_scglue_resume_point_keeps_and_drops_best_checkpoints(tmp_path):
     """The files of scGLUE's best checkpoints are read from the Checkpoint state under ignite's key ("_saved";
     "saved" in older ignite), and a state listing files that are gone (a resume point written before the files

@@ -17,7 +17,8 @@ Every run (one method on one dataset, or one biclum configuration) goes through 
    conservation against each modality's own PCA/LSI, :func:`pre_integration`);
 4. a UMAP figure per run (coloured by modality and by cell type) when umap-learn is installed.
 
-Methods: ``biclum`` (:func:`biclum.integrate`), ``pca`` (:func:`.baselines.pca_floor`), ``seurat``
+Methods: ``biclum`` (:func:`biclum.integrate`), ``pca`` (:func:`.baselines.pca_floor`), ``pca_cosine``
+(:func:`.baselines.pca_cosine`, the same with 10 components and cosine distances), ``seurat``
 (:func:`.baselines.seurat_cca`, skipped when R/Seurat are missing), ``scglue`` (:func:`.peers.scglue_baseline`,
 ATAC only; its per-stage epoch cap ``scglue_epochs`` is stated in the ``epoch_budget`` column) and ``maxfuse``
 (:func:`.peers.maxfuse_baseline`, protein only). The two peers

@@ -2,6 +2,8 @@
 
 * :func:`pca_floor` - joint PCA of the genes shared by RNA and the other modality's gene-space matrix (gene
   activity for ATAC, protein-coding genes for ADT). The "floor" of ``../shared/ANCHORS.md``.
+* :func:`pca_cosine` - the same joint PCA with 10 components and unit rows (cosine distances, biclum's geometry):
+  the stronger linear baseline (studies/linear_floor.py).
 * :func:`seurat_cca` - Seurat's scATAC integration vignette (v4; also runs with v5): CCA anchors from RNA to the
   gene-space query, TransferData of the imputed RNA expression, merge, PCA co-embedding; via ``Rscript`` running
   the package's ``seurat_cca.R`` (package data, found with :mod:`importlib.resources`, so it runs from a wheel).
@@ -37,7 +39,7 @@ from ..errors import BiclumInputError
 from ..preprocessing import (PeakLSI, StandardizedOperator, joint_shared_pca, normalize_log1p, randomized_pca,
                              sparse_mean_std)
 
-__all__ = ["pca_floor", "own_pca", "lsi", "paired_cca", "seurat_cca", "seurat_available", "SEURAT_SCRIPT"]
+__all__ = ["pca_floor", "pca_cosine", "unit_rows", "own_pca", "lsi", "paired_cca", "seurat_cca", "seurat_available", "SEURAT_SCRIPT"]
 
 #: the R script behind :func:`seurat_cca`, package data (override with ``BICLUM_SEURAT_SCRIPT``)
 SEURAT_SCRIPT = resources.files(__package__).joinpath("seurat_cca.R")
@@ -95,6 +97,26 @@ def pca_floor(rna, other_gene, n_comps: int = 30, *, target_sum: float = 1e4, ma
     r, o = joint_shared_pca(Xr, Xo, n_comps, seed, max_value=max_value, n_iter=N_ITER)
     logger.info("pca_floor: joint PCA of %d shared genes -> %d components", len(shared), r.shape[1])
     return r, o
+
+
+#: components of :func:`pca_cosine`: the best rank with unit rows on 5 of the 7 shared datasets and proxies
+#: measured (benchmarks/results/linear_floor.md, linear_floor_protein.md)
+COSINE_COMPS = 10
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row divided by its norm (zero rows stay zero): euclidean distances between them rank as cosines."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def pca_cosine(rna, other_gene, n_comps: int = COSINE_COMPS, **kwargs) -> Tuple[np.ndarray, np.ndarray]:
+    """The stronger linear baseline: :func:`pca_floor` with ``n_comps`` components (default 10) and unit rows, so
+    that distances are cosine ones, the geometry of biclum's MNN search and of its L2-normalised output. On the
+    low-depth SNARE-seq proxies it aligns better than biclum; on the shared datasets biclum leads it
+    (benchmarks/results/linear_floor.md). ``kwargs``: :func:`pca_floor`'s."""
+    r, o = pca_floor(rna, other_gene, n_comps, **kwargs)
+    return unit_rows(r), unit_rows(o)
 
 
 def own_pca(adata, n_comps: int = 50, *, seed: int = 0, max_value: Optional[float] = 10.0) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .inputs import other_in_gene_space
 
-METHODS = ("biclum", "pca", "seurat", "scglue", "maxfuse")
+METHODS = ("biclum", "pca", "pca_cosine", "seurat", "scglue", "maxfuse")
 
 #: peer methods and the pip package each needs (may be installed in a separate environment, BICLUM_PEERS_PYTHON)
 PEER_PACKAGES = {"scglue": "scglue", "maxfuse": "maxfuse"}
@@ -39,6 +39,13 @@ def _run_pca(prep, seed, max_epochs, config):
     from .baselines import pca_floor
 
     r, o = pca_floor(prep["rna"], other_in_gene_space(prep), seed=seed, **(config or {}))
+    return r, o, {}
+
+
+def _run_pca_cosine(prep, seed, max_epochs, config):
+    from .baselines import pca_cosine
+
+    r, o = pca_cosine(prep["rna"], other_in_gene_space(prep), seed=seed, **(config or {}))
     return r, o, {}
 
 
@@ -96,7 +103,8 @@ def _looks_like_peaks(adata) -> bool:
         return False
 
 
-_RUNNERS: Dict[str, Callable] = {"biclum": _run_biclum, "pca": _run_pca, "seurat": _run_seurat,
+_RUNNERS: Dict[str, Callable] = {"biclum": _run_biclum, "pca": _run_pca, "pca_cosine": _run_pca_cosine,
+                                 "seurat": _run_seurat,
                                  "scglue": _run_scglue, "maxfuse": _run_maxfuse}
 
 
