@@ -41,8 +41,8 @@ peers:
 	@command -v bedtools >/dev/null || { echo "peers: scGLUE's guidance graph needs bedtools: apt-get install bedtools"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends bedtools >/dev/null; }
 
-# Regenerate every file under benchmarks/results from a clean clone: `make results` (about 3.25 hours on 2 cores; it
-# installs the peers first). Three phases: the steps that time biclum at 2 threads run alone; the 3-seed tables,
+# Regenerate every file under benchmarks/results from a clean clone: `make results` (3.25 hours on 2 cores before
+# the low-depth, linear-floor, LSI and loadings steps were added; it installs the peers first). Three phases: the steps that time biclum at 2 threads run alone; the 3-seed tables,
 # which run at 1 thread each, run in two lanes side by side (one core each); then the peers table. Files the
 # scripts append to are removed first. Per-step wall times, their sum and the wall clock: make_results.md.
 RESULTS := benchmarks/results
@@ -53,6 +53,14 @@ export BICLUM_PEERS_PYTHON
 RESULTS_RLIB := $(abspath $(RESULTS)/tmp/rlib)
 RESULTS_TIMES := $(RESULTS)/tmp/make_results_times.tsv
 STEP = RESULTS_TIMES=$(RESULTS_TIMES) bash scripts/timed_step.sh
+# the low-depth SNARE-seq proxies (studies/lowdepth_proxy.py) and the user benchmark on them
+MM10 := $(BICLUM_SHARED_DATA)/annotation/mm10_genes.tsv.gz
+LOWDEPTH := $(RESULTS)/tmp/lowdepth
+LOWDEPTH_OPTS = --modality atac --annotation $(MM10) --seeds $(SEEDS) --no-nmi --no-umap --out $(RESULTS)
+LOWDEPTH_BENCH = $(PYTHON) -m biclum.cli benchmark --rna $(LOWDEPTH)/rna.h5ad --other $(LOWDEPTH)/atac.h5ad \
+	--dataset-name snareseq_lowdepth $(LOWDEPTH_OPTS)
+LOWDEPTH_EXC_BENCH = $(PYTHON) -m biclum.cli benchmark --rna $(LOWDEPTH)_excitatory/rna.h5ad \
+	--other $(LOWDEPTH)_excitatory/atac.h5ad --dataset-name snareseq_lowdepth_excitatory $(LOWDEPTH_OPTS)
 .PHONY: results-timed results-lane-a results-lane-b results-peers
 results: setup peers
 	mkdir -p $(RESULTS)/tmp $(RESULTS_RLIB) && rm -f $(RESULTS_TIMES) && date +%s > $(RESULTS_TIMES:.tsv=.start)
@@ -97,6 +105,20 @@ results-lane-a:
 	    --threads 1 --name known_pairs_snareseq
 	$(STEP) known_pairs_ceiling $(PYTHON) benchmarks/known_pairs.py --datasets eccite neurips_multiome snareseq \
 	    --fractions 0.5 0.8 --seeds $(SEEDS) --threads 1 --name known_pairs_ceiling
+	$(STEP) lowdepth_proxy $(PYTHON) studies/lowdepth_proxy.py --out $(LOWDEPTH) --record lowdepth_proxy
+	$(STEP) lowdepth_proxy_excitatory $(PYTHON) studies/lowdepth_proxy.py --out $(LOWDEPTH)_excitatory \
+	    --types L2/3 L4/5 L6 --record lowdepth_proxy_excitatory
+	$(STEP) lowdepth_snareseq $(LOWDEPTH_BENCH) --methods biclum pca --name lowdepth_snareseq
+	$(STEP) lowdepth_snareseq_lsi200 $(LOWDEPTH_BENCH) --methods biclum --config n_lsi=200 \
+	    --name lowdepth_snareseq_lsi200
+	$(STEP) lowdepth_excitatory_snareseq $(LOWDEPTH_EXC_BENCH) --methods biclum pca --name lowdepth_excitatory_snareseq
+	$(STEP) lowdepth_excitatory_snareseq_lsi200 $(LOWDEPTH_EXC_BENCH) --methods biclum --config n_lsi=200 \
+	    --name lowdepth_excitatory_snareseq_lsi200
+	$(STEP) linear_floor $(PYTHON) studies/linear_floor.py --datasets snareseq neurips_multiome pbmc_small \
+	    --files lowdepth $(LOWDEPTH)/rna.h5ad $(LOWDEPTH)/atac.h5ad $(MM10) \
+	    --files lowdepth_excitatory $(LOWDEPTH)_excitatory/rna.h5ad $(LOWDEPTH)_excitatory/atac.h5ad $(MM10)
+	$(STEP) linear_floor_protein $(PYTHON) studies/linear_floor.py --datasets eccite reapseq neurips_cite \
+	    --name linear_floor_protein
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500
@@ -125,6 +147,11 @@ results-lane-b:
 	    --threads 1 --variants gene_activity=distance_weighted --name gene_activity_rule_snareseq
 	$(STEP) trials_adversarial $(PYTHON) benchmarks/all_datasets.py --seeds $(SEEDS) --threads 1 \
 	    --variants adversarial=3 --name trials_adversarial
+	$(STEP) trials_lsi $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) --threads 1 \
+	    --variants default n_lsi=200 --name trials_lsi
+	$(STEP) trials_loadings $(PYTHON) benchmarks/all_datasets.py --datasets snareseq eccite --seeds $(SEEDS) \
+	    --threads 1 --variants default feature_residual=true feature_residual=true,gamma_rna=100 --loadings \
+	    --name trials_loadings
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0; scGLUE capped at 8 + 8
 # epochs there, labelled in its epoch_budget column), then every RNA+ATAC dataset with scGLUE on its own schedule

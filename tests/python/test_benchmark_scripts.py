@@ -22,3 +22,28 @@ def test_least_squares_loadings_bound_every_loadings_of_the_embedding():
     other = LOADINGS.measures(E, rng.normal(size=(30, 5)), noisy, labels, n_top=5)["recon_corr"]
     assert other < bound < 1.0
     assert LOADINGS.pca_measures(noisy, labels, 5, seed=0)["recon_corr"] >= bound - 0.02
+
+
+#: results files that `make results` does not write, and why
+NOT_FROM_MAKE = {
+    "make_results": "make results' own summary of its steps",
+    "r_user_install_debian12": "scripts/r_user_install.sh on a machine without Python (one per Debian release)",
+    "r_user_install_debian13": "scripts/r_user_install.sh on a machine without Python (one per Debian release)",
+    "scglue_own_small_seed0": "the seed-0 run that trained the scGLUE models scglue_own_small reloads (its timings)",
+    "scglue_progress_snareseq": "studies/scglue_progress.py on copies of resume points taken while scGLUE ran",
+    "scglue_progress_snareseq_lowdepth": "studies/scglue_progress.py on copies of resume points",
+    "scglue_progress_snareseq_lowdepth_excitatory": "studies/scglue_progress.py on copies of resume points",
+}
+
+
+def test_make_results_writes_every_results_file():
+    """Every benchmarks/results/*.md is a step of `make results` (its step name, --name or --record), or is listed
+    in NOT_FROM_MAKE with the reason."""
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    makefile = (repo / "Makefile").read_text()
+    made = set(re.findall(r"\$\(STEP\) (\S+)", makefile)) | set(re.findall(r"--(?:name|record) (\S+)", makefile))
+    files = {p.stem for p in (repo / "benchmarks" / "results").glob("*.md")}
+    assert files - made - set(NOT_FROM_MAKE) == set()
+    assert set(NOT_FROM_MAKE) <= files  # no stale entries
