@@ -155,7 +155,7 @@ results-lane-b:
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0; scGLUE capped at 8 + 8
 # epochs there, labelled in its epoch_budget column), then every RNA+ATAC dataset with scGLUE on its own schedule
-# (--scglue-epochs 0: scglue's data-size budget and early stopping; the small sets with $(SEEDS), SNARE-seq with
+# (--scglue-epochs 0: scglue's data-size budget and early stopping; the small sets with $(SEEDS), SNARE-seq and its low-depth proxy with
 # seed 0: it takes hours on 2 cores (studies/scglue_progress.py scores it part way); a stopped
 # run resumes from its last finished epoch in $(RESULTS)/tmp/scglue when `make results-peers` runs again)
 results-peers:
@@ -167,3 +167,7 @@ results-peers:
 	$(STEP) scglue_own_snareseq $(PYTHON) -m biclum.cli benchmark --datasets snareseq \
 	    --methods biclum pca scglue --scglue-epochs 0 --scglue-checkpoints $(RESULTS)/tmp/scglue --no-nmi --no-umap \
 	    --seed 0 --out $(RESULTS) --name scglue_own_snareseq
+	$(STEP) scglue_own_snareseq_lowdepth $(PYTHON) -m biclum.cli benchmark --rna $(LOWDEPTH)/rna.h5ad \
+	    --other $(LOWDEPTH)/atac.h5ad --modality atac --annotation $(MM10) --dataset-name snareseq_lowdepth \
+	    --methods scglue --scglue-epochs 0 --scglue-checkpoints $(RESULTS)/tmp/scglue --no-nmi --no-umap --seed 0 \
+	    --out $(RESULTS) --name scglue_own_snareseq_lowdepth
