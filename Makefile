@@ -155,8 +155,8 @@ results-lane-b:
 
 # phase 3: biclum beside the PCA floor, Seurat, MaxFuse and scGLUE in one run (seed 0; scGLUE capped at 8 + 8
 # epochs there, labelled in its epoch_budget column), then every RNA+ATAC dataset with scGLUE on its own schedule
-# (--scglue-epochs 0: scglue's data-size budget and early stopping; the small sets with $(SEEDS), SNARE-seq and its low-depth proxy with
-# seed 0: it takes hours on 2 cores (studies/scglue_progress.py scores it part way); a stopped
+# (--scglue-epochs 0: scglue's data-size budget and early stopping; the small sets with $(SEEDS), SNARE-seq and its
+# low-depth proxy with seed 0: they take hours on 2 cores (studies/scglue_progress.py scores them part way); a stopped
 # run resumes from its last finished epoch in $(RESULTS)/tmp/scglue when `make results-peers` runs again)
 results-peers:
 	$(STEP) benchmark $(PYTHON) -m biclum.cli benchmark --datasets eccite reapseq snareseq \
