@@ -39,7 +39,8 @@ from ..errors import BiclumInputError
 from ..preprocessing import (PeakLSI, StandardizedOperator, joint_shared_pca, normalize_log1p, randomized_pca,
                              sparse_mean_std)
 
-__all__ = ["pca_floor", "pca_cosine", "unit_rows", "own_pca", "lsi", "paired_cca", "seurat_cca", "seurat_available", "SEURAT_SCRIPT"]
+__all__ = ["pca_floor", "pca_cosine", "unit_rows", "own_pca", "lsi", "paired_cca", "seurat_cca", "seurat_available",
+           "SEURAT_SCRIPT"]
 
 #: the R script behind :func:`seurat_cca`, package data (override with ``BICLUM_SEURAT_SCRIPT``)
 SEURAT_SCRIPT = resources.files(__package__).joinpath("seurat_cca.R")

@@ -219,7 +219,8 @@ def run_benchmark(datasets: Iterable, methods: Sequence[str] = ("biclum", "pca",
         Shared dataset names (``"snareseq"``, ``"eccite"``, ``"pbmc_small"``, ...) and/or :class:`BenchmarkInput`.
     methods
         Any of ``"biclum"``, ``"pca"``, ``"pca_cosine"``, ``"seurat"``, ``"scglue"`` (ATAC), ``"maxfuse"``
-        (protein); a method whose tool is missing, or that does not handle the dataset's modality, gives a ``skipped: ...`` row.
+        (protein); a method whose tool is missing, or that does not handle the dataset's modality, gives a
+        ``skipped: ...`` row.
     seed, max_epochs, biclum_config
         Passed to :func:`biclum.integrate` (``biclum_config`` = config overrides); ``seed`` also seeds the
         baselines, the metrics' subsampling and the UMAPs.
