@@ -1,4 +1,5 @@
-"""benchmarks/loadings_snare.py: its measures on data whose answer is known."""
+"""benchmarks/loadings_snare.py: its measures on data whose answer is known; `make results` writes every results
+file (or the file is listed with the reason it does not)."""
 from __future__ import annotations
 
 from pathlib import Path

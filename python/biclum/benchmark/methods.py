@@ -104,8 +104,7 @@ def _looks_like_peaks(adata) -> bool:
 
 
 _RUNNERS: Dict[str, Callable] = {"biclum": _run_biclum, "pca": _run_pca, "pca_cosine": _run_pca_cosine,
-                                 "seurat": _run_seurat,
-                                 "scglue": _run_scglue, "maxfuse": _run_maxfuse}
+                                 "seurat": _run_seurat, "scglue": _run_scglue, "maxfuse": _run_maxfuse}
 
 
 class _Skip(Exception):
