@@ -119,6 +119,9 @@ results-lane-a:
 	    --files lowdepth_excitatory $(LOWDEPTH)_excitatory/rna.h5ad $(LOWDEPTH)_excitatory/atac.h5ad $(MM10)
 	$(STEP) linear_floor_protein $(PYTHON) studies/linear_floor.py --datasets eccite reapseq neurips_cite \
 	    --name linear_floor_protein
+	$(STEP) foscttm_ceiling $(PYTHON) studies/foscttm_ceiling.py --seeds $(SEEDS) --threads 1 \
+	    --files snareseq_lowdepth $(LOWDEPTH)/rna.h5ad $(LOWDEPTH)/atac.h5ad $(MM10) \
+	    --files snareseq_lowdepth_excitatory $(LOWDEPTH)_excitatory/rna.h5ad $(LOWDEPTH)_excitatory/atac.h5ad $(MM10)
 
 results-lane-b:
 	$(STEP) batches $(PYTHON) benchmarks/batches.py --seeds $(SEEDS) --threads 1 --cells 1500

@@ -1,5 +1,6 @@
 """studies/lowdepth_proxy.py: the thinned SNARE-seq subsets it writes are what its docstring says;
-studies/linear_floor.py: the variants of the joint PCA it scores."""
+studies/linear_floor.py: the variants of the joint PCA it scores; studies/foscttm_ceiling.py: its supervised maps
+and splits."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from conftest import load_module
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 LOWDEPTH = load_module(STUDIES / "lowdepth_proxy.py")
 LINEAR = load_module(STUDIES / "linear_floor.py")
+CEILING = load_module(STUDIES / "foscttm_ceiling.py")
 
 
 def test_thinned_keeps_a_binomial_share_of_each_count():
@@ -63,3 +65,34 @@ def test_linear_floor_scores_each_rank_with_both_distances():
     assert all(0 <= r["foscttm"] < 0.5 and 0 < r["transfer_rna_to_other"] <= 1 for r in rows)
     floor = foscttm_score(*pca_floor(prep["rna"], other_in_gene_space(prep), seed=0))
     assert rows[2]["foscttm"] == pytest.approx(floor)
+
+
+def test_foscttm_ceiling_splits_hold_out_the_cells_scored():
+    names = [name for name, _, _ in CEILING.splits(200, seed=0)]
+    assert names == ["cv5"] * 5 + ["given 1%", "given 5%", "given 10%", "given 20%"]
+    for name, tr, te in CEILING.splits(200, seed=0):
+        assert not np.intersect1d(tr, te).size and len(tr) + len(te) == 200
+        if name == "given 5%":
+            assert len(tr) == 10
+    folds = np.concatenate([te for name, _, te in CEILING.splits(200, seed=0) if name == "cv5"])
+    assert np.array_equal(np.sort(folds), np.arange(200))  # every cell held out once
+
+
+def test_foscttm_ceiling_maps_recover_a_linear_relation_and_fail_on_noise():
+    """Two views of the same 400 cells related by a linear map plus noise: every supervised map scores far below
+    random on held-out cells; shuffled pairs (nothing to learn) score about 0.5; the inputs are not changed."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(400, 8))
+    x = latent @ rng.normal(size=(8, 30)) + 0.3 * rng.normal(size=(400, 30))
+    y = latent @ rng.normal(size=(8, 20)) + 0.3 * rng.normal(size=(400, 20))
+    x0 = x.copy()
+    tr, te = np.arange(300), np.arange(300, 400)
+    scores = CEILING.score_split(x, y, tr, te, seed=0)
+    assert set(scores) == {"ridge", "ridge both ways", "cca", "mlp", "best"}
+    assert all(v < 0.05 for v in scores.values())
+    assert scores["best"] == min(scores.values())
+    assert np.array_equal(x, x0)
+    noise = CEILING.score_split(x, y[rng.permutation(400)], tr, te, seed=0)
+    assert noise["ridge"] > 0.4
+    few = CEILING.score_split(x, y, np.arange(20), np.arange(20, 400), seed=0)
+    assert np.isnan(few["mlp"]) and few["best"] < 0.5  # too few pairs for the MLP
