@@ -114,6 +114,14 @@ results-lane-a:
 	$(STEP) lowdepth_excitatory_snareseq $(LOWDEPTH_EXC_BENCH) --methods biclum pca --name lowdepth_excitatory_snareseq
 	$(STEP) lowdepth_excitatory_snareseq_lsi200 $(LOWDEPTH_EXC_BENCH) --methods biclum --config n_lsi=200 \
 	    --name lowdepth_excitatory_snareseq_lsi200
+	$(STEP) lowdepth_snareseq_smooth0 $(LOWDEPTH_BENCH) --methods biclum --config smooth_k=0 \
+	    --name lowdepth_snareseq_smooth0
+	$(STEP) lowdepth_excitatory_snareseq_smooth0 $(LOWDEPTH_EXC_BENCH) --methods biclum --config smooth_k=0 \
+	    --name lowdepth_excitatory_snareseq_smooth0
+	$(STEP) trials_smoothing $(PYTHON) benchmarks/all_datasets.py --datasets snareseq neurips_multiome pbmc_small bmmc \
+	    --seeds $(SEEDS) --threads 1 --variants default smooth_k=0 smooth_k=0,n_shared_pcs=10 --name trials_smoothing
+	$(STEP) trials_smoothing_protein $(PYTHON) benchmarks/all_datasets.py --datasets eccite reapseq neurips_cite \
+	    --seeds $(SEEDS) --threads 1 --variants default smooth_k=0 --name trials_smoothing_protein
 	$(STEP) linear_floor $(PYTHON) studies/linear_floor.py --datasets snareseq neurips_multiome pbmc_small \
 	    --files lowdepth $(LOWDEPTH)/rna.h5ad $(LOWDEPTH)/atac.h5ad $(MM10) \
 	    --files lowdepth_excitatory $(LOWDEPTH)_excitatory/rna.h5ad $(LOWDEPTH)_excitatory/atac.h5ad $(MM10)

@@ -46,18 +46,6 @@ CCA_COMPS = (10, 20, 30)
 MLP_MIN_PAIRS = 100
 
 
-def _inputs(datasets, files) -> dict:
-    import anndata as ad
-
-    from biclum.benchmark import prepare_input
-    from biclum.datasets import load_shared
-
-    out = {name: prepare_input(*load_shared(name)) for name in datasets}
-    for name, rna, atac, annotation in files:
-        out[name] = prepare_input(ad.read_h5ad(rna), ad.read_h5ad(atac), "atac", annotation)
-    return out
-
-
 def encoder_inputs(prep: dict, seed: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """biclum's encoder inputs (RNA, other) with the defaults, rows matched by cell name (paired cells only)."""
     from biclum._threads import thread_limit
@@ -170,18 +158,20 @@ def score_dataset(prep: dict, seed: int, threads: int) -> list:
 
 
 def main(argv=None) -> int:
-    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, seeds_parser, source_commit
+    from biclum.benchmark.inputs import named_inputs
+    from biclum.benchmark.report import (add_files_argument, markdown_table, mean_sd, publish, run_stamp,
+                                         seeds_parser, source_commit)
 
     argv = list(sys.argv[1:] if argv is None else argv)
     p = seeds_parser(__doc__)
     p.add_argument("--datasets", nargs="*", default=DATASETS)
-    p.add_argument("--files", nargs=4, action="append", default=[], metavar=("NAME", "RNA", "ATAC", "ANNOTATION"))
+    add_files_argument(p)
     p.add_argument("--name", default="foscttm_ceiling")
     a = p.parse_args(argv)
     source_commit()  # read now: the file is written at the end
     t0 = time.perf_counter()
     rows = []
-    for name, prep in _inputs(a.datasets, a.files).items():
+    for name, prep in named_inputs(a.datasets, a.files).items():
         if not prep["paired"]:
             raise SystemExit(f"{name}: not paired (FOSCTTM needs the same cells in both modalities)")
         for seed in a.seeds:

@@ -30,18 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCORES = ("foscttm", "transfer_rna_to_other", "transfer_other_to_rna")
 
 
-def _inputs(datasets, files) -> dict:
-    import anndata as ad
-
-    from biclum.benchmark import prepare_input
-    from biclum.datasets import load_shared
-
-    out = {name: prepare_input(*load_shared(name)) for name in datasets}
-    for name, rna, atac, annotation in files:
-        out[name] = prepare_input(ad.read_h5ad(rna), ad.read_h5ad(atac), "atac", annotation)
-    return out
-
-
 def score_variants(prep: dict, comps, seed: int, other=None) -> list:
     """Rows (n_comps, distance, scores) of the joint PCA of the shared genes at each rank in ``comps``. ``other``:
     the other modality in gene space when already computed (made from ``prep`` otherwise)."""
@@ -61,20 +49,21 @@ def score_variants(prep: dict, comps, seed: int, other=None) -> list:
 
 
 def main(argv=None) -> int:
-    from biclum.benchmark.inputs import other_in_gene_space
-    from biclum.benchmark.report import markdown_table, mean_sd, publish, run_stamp, seeds_parser, source_commit
+    from biclum.benchmark.inputs import named_inputs, other_in_gene_space
+    from biclum.benchmark.report import (add_files_argument, markdown_table, mean_sd, publish, run_stamp,
+                                         seeds_parser, source_commit)
 
     argv = list(sys.argv[1:] if argv is None else argv)
     p = seeds_parser(__doc__)
     p.add_argument("--datasets", nargs="*", default=["snareseq", "neurips_multiome", "pbmc_small"])
-    p.add_argument("--files", nargs=4, action="append", default=[], metavar=("NAME", "RNA", "ATAC", "ANNOTATION"))
+    add_files_argument(p)
     p.add_argument("--comps", nargs="+", type=int, default=[10, 20, 30, 50])
     p.add_argument("--name", default="linear_floor")
     a = p.parse_args(argv)
     source_commit()  # read now: the file is written at the end
     t0 = time.perf_counter()
     rows = []
-    for name, prep in _inputs(a.datasets, a.files).items():
+    for name, prep in named_inputs(a.datasets, a.files).items():
         other = other_in_gene_space(prep)  # once per dataset: gene activity does not depend on the seed
         for seed in a.seeds:
             rows += [{"dataset": name, "seed": seed, **r} for r in score_variants(prep, a.comps, seed, other)]

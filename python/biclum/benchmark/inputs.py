@@ -131,6 +131,19 @@ def prepare_input(rna, other, modality: str, annotation=None, *, label_key: Opti
     }
 
 
+def named_inputs(datasets, files=()) -> dict:
+    """name -> :func:`prepare_input` of each shared dataset in ``datasets`` (:func:`biclum.datasets.load_shared`)
+    and of each (name, RNA .h5ad, ATAC .h5ad, annotation) in ``files`` (``--files`` of the studies)."""
+    import anndata as ad
+
+    from ..datasets import load_shared
+
+    out = {name: prepare_input(*load_shared(name)) for name in datasets}
+    for name, rna, atac, annotation in files:
+        out[name] = prepare_input(ad.read_h5ad(rna), ad.read_h5ad(atac), "atac", annotation)
+    return out
+
+
 def _batches(adata, key: Optional[str], what: str):
     if key is None:
         return None

@@ -57,6 +57,14 @@ def seeds_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_files_argument(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--files NAME RNA ATAC ANNOTATION (repeatable): RNA + ATAC ``.h5ad`` files of the user's own beside the shared
+    data (read by :func:`biclum.benchmark.inputs.named_inputs`)."""
+    p.add_argument("--files", nargs=4, action="append", default=[], metavar=("NAME", "RNA", "ATAC", "ANNOTATION"),
+                   help="an RNA + ATAC pair of .h5ad files: a name, the two files and the peaks' gene annotation")
+    return p
+
+
 def add_name_and_set(p: argparse.ArgumentParser, default_name: Optional[str]) -> argparse.ArgumentParser:
     """--name (the results file, benchmarks/results/<name>.md) and --set KEY=VALUE (config options) of a
     benchmarks/ script."""
