@@ -42,7 +42,8 @@ peers:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends bedtools >/dev/null; }
 
 # Regenerate every file under benchmarks/results from a clean clone: `make results` (3.25 hours on 2 cores before
-# the low-depth, linear-floor, LSI and loadings steps were added; it installs the peers first). Three phases: the steps that time biclum at 2 threads run alone; the 3-seed tables,
+# the low-depth, linear-floor, LSI and loadings steps were added; it installs the peers first). Three phases: the
+# steps that time biclum at 2 threads run alone; the 3-seed tables,
 # which run at 1 thread each, run in two lanes side by side (one core each); then the peers table. Files the
 # scripts append to are removed first. Per-step wall times, their sum and the wall clock: make_results.md.
 RESULTS := benchmarks/results

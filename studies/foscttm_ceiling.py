@@ -62,20 +62,19 @@ def encoder_inputs(prep: dict, seed: int, threads: int) -> tuple[np.ndarray, np.
             np.asarray(prepared.data.pcs["other"], dtype=np.float64)[rows["other"]])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def _foscttm(a: np.ndarray, b: np.ndarray) -> float:
+    from biclum.benchmark.baselines import unit_rows
     from biclum.metrics import foscttm_score
 
-    return foscttm_score(_unit(a), _unit(b))
+    return foscttm_score(unit_rows(a), unit_rows(b))
 
 
-def _both_ways(x, y, tr, te, to_x, to_y) -> float:
+def _both_ways(x, y, te, to_x, to_y) -> float:
     """FOSCTTM of [own, predicted] blocks: RNA cells [x, to_y(x)], other cells [to_x(y), y], each block unit rows."""
-    a = np.hstack([_unit(x[te]), _unit(to_y(x[te]))])
-    b = np.hstack([_unit(to_x(y[te])), _unit(y[te])])
+    from biclum.benchmark.baselines import unit_rows
+
+    a = np.hstack([unit_rows(x[te]), unit_rows(to_y(x[te]))])
+    b = np.hstack([unit_rows(to_x(y[te])), unit_rows(y[te])])
     return _foscttm(a, b)
 
 
@@ -85,7 +84,7 @@ def ridge_scores(x, y, tr, te) -> dict:
     alphas = np.logspace(-2, 4, 13)
     to_x = RidgeCV(alphas=alphas).fit(y[tr], x[tr]).predict
     to_y = RidgeCV(alphas=alphas).fit(x[tr], y[tr]).predict
-    return {"ridge": _foscttm(x[te], to_x(y[te])), "ridge both ways": _both_ways(x, y, tr, te, to_x, to_y)}
+    return {"ridge": _foscttm(x[te], to_x(y[te])), "ridge both ways": _both_ways(x, y, te, to_x, to_y)}
 
 
 def _inverse_sqrt(c: np.ndarray, shrink: float) -> np.ndarray:
@@ -121,7 +120,7 @@ def mlp_score(x, y, tr, te, seed: int) -> float:
             return MLPRegressor(hidden_layer_sizes=(256,), early_stopping=True, max_iter=300,
                                 random_state=seed).fit(a[tr], b[tr]).predict
 
-    return _both_ways(x, y, tr, te, fit(y, x), fit(x, y))
+    return _both_ways(x, y, te, fit(y, x), fit(x, y))
 
 
 def score_split(x, y, tr, te, seed: int) -> dict:
