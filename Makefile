@@ -183,3 +183,8 @@ results-peers:
 	    --other $(LOWDEPTH)/atac.h5ad --modality atac --annotation $(MM10) --dataset-name snareseq_lowdepth \
 	    --methods scglue --scglue-epochs 0 --scglue-checkpoints $(RESULTS)/tmp/scglue --no-nmi --no-umap --seed 0 \
 	    --out $(RESULTS) --name scglue_own_snareseq_lowdepth
+	$(STEP) scglue_own_snareseq_lowdepth_excitatory $(PYTHON) -m biclum.cli benchmark \
+	    --rna $(LOWDEPTH)_excitatory/rna.h5ad --other $(LOWDEPTH)_excitatory/atac.h5ad --modality atac \
+	    --annotation $(MM10) --dataset-name snareseq_lowdepth_excitatory --methods scglue --scglue-epochs 0 \
+	    --scglue-checkpoints $(RESULTS)/tmp/scglue --no-nmi --no-umap --seed 0 --out $(RESULTS) \
+	    --name scglue_own_snareseq_lowdepth_excitatory
