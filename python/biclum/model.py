@@ -46,6 +46,8 @@ def build_module(setup, config: BiclumConfig) -> BiCLUMModule:
     n_in = {k: setup.preprocessors[k].components.shape[1] for k in MODALITIES}
     if setup.peak_lsi is not None:
         n_in["other"] = setup.peak_lsi.components.shape[1]
+    for k, joint in setup.joint_input.items():  # biclum.joint_input
+        n_in[k] += 0 if joint is None else joint.n_components
     return BiCLUMModule(n_pcs=n_in, n_features={k: len(setup.features[k]) for k in MODALITIES},
                         sketch_dim=m.n_metacells, hidden_dims=m.hidden_dims, latent_dim=m.latent_dim,
                         dropout=m.dropout, negative_slope=m.negative_slope,
@@ -282,9 +284,22 @@ class BiCLUM:
         return centering.transform(pcs, labels, f"query {modality}")
 
     def _query_scores(self, modality: str, view, annotation) -> np.ndarray:
-        """The query's encoder input (PCA scores, or peak LSI for ATAC) before any batch centring."""
-        if modality == "other" and self.peak_lsi is not None:
-            return self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names))
+        """The query's encoder input (PCA scores, or peak LSI for ATAC; then the joint shared-gene block of a model
+        with ``joint_input``) before any batch centring."""
+        joint = self.joint_input[modality]
+        lsi = modality == "other" and self.peak_lsi is not None
+        own = self.peak_lsi.transform(as_csr32(view.X), np.asarray(view.var_names)) if lsi else None
+        if lsi and joint is None:
+            return own
+        genes = self._query_gene_space(modality, view, annotation)
+        names = np.asarray(genes.var_names, dtype=object)
+        if own is None:
+            own = self.preprocessors[modality].transform(as_csr32(genes.X), names)[0]
+        return own if joint is None else np.hstack([own, joint.transform(as_csr32(genes.X), names)])
+
+    def _query_gene_space(self, modality: str, view, annotation):
+        """The query in the model's gene space (ATAC peaks -> gene activity as the model's own cells, protein ->
+        genes), checked to hold every feature of the model."""
         if modality == "other":
             if self.modality == "atac" and annotation is None and self.annotation_rows is not None:
                 ann = self.annotation_rows.reset_index(names="gene_name")
@@ -298,7 +313,7 @@ class BiCLUM:
                 f"query {modality}: the data lacks {len(missing)} of the model's {len(self.features[modality])} "
                 f"features (e.g. {list(missing[:5])}); a model only embeds data with the features it was "
                 f"trained on. Subset or reorder nothing: add the missing features (as zeros if truly absent).")
-        return self.preprocessors[modality].transform(as_csr32(view.X), names)[0]
+        return view
 
     def write_to(self, adata, modality: str, key_added: str = "biclum", copy: bool = True):
         """Results as an AnnData with the input's obs/var and no X: ``.obsm[f"X_{key}"]``,

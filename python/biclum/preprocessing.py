@@ -279,8 +279,11 @@ class ModalityPreprocessor:
     def transform(self, counts: sp.csr_matrix, var_names: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
         """PC scores and normalised features of new cells (features must contain the fitted ones)."""
         norm = self._normalized(counts, var_names, self.features, self.target_sum)
-        op = StandardizedOperator(norm, self.mean, self.std, self.max_value)
-        return op.dot(self.components).astype(np.float32), norm
+        return self.project(norm), norm
+
+    def project(self, norm: sp.csr_matrix) -> np.ndarray:
+        """Scores of normalised log1p values of the features (columns in ``features`` order)."""
+        return StandardizedOperator(norm, self.mean, self.std, self.max_value).dot(self.components).astype(np.float32)
 
     def to_arrays(self, prefix: str) -> dict:
         return {f"{prefix}features": np.asarray(self.features, dtype=str), f"{prefix}mean": self.mean, f"{prefix}std": self.std,
@@ -297,10 +300,11 @@ class ModalityPreprocessor:
 def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int, seed: int,
                      max_value: Optional[float] = 10.0, max_cells: Optional[int] = None,
                      batches: Sequence[Optional[np.ndarray]] = (None, None),
-                     n_iter: int = 6) -> tuple[np.ndarray, np.ndarray]:
+                     n_iter: int = 6, return_components: bool = False) -> tuple:
     """Joint PCA of two modalities over the same (shared) genes, each scaled within its own modality, or within
     each of its batches when ``batches`` gives a modality's batch codes (components fitted on at most
-    ``max_cells`` cells of the two together, every cell projected; ``n_iter`` power iterations)."""
+    ``max_cells`` cells of the two together, every cell projected; ``n_iter`` power iterations). Returns the two
+    score matrices, and the components (genes x n_comps) after them with ``return_components``."""
     blocks, rows = [], []
     for norm, codes in zip((norm_a, norm_b), batches):
         groups = [np.arange(norm.shape[0])] if codes is None else [np.flatnonzero(codes == c)
@@ -319,7 +323,8 @@ def joint_shared_pca(norm_a: sp.csr_matrix, norm_b: sp.csr_matrix, n_comps: int,
         order = np.concatenate(rows)
         scores = scores[np.argsort(order, kind="stable")]
     logger.debug("joint PCA of %d shared genes -> %d components", norm_a.shape[1], scores.shape[1])
-    return scores[: norm_a.shape[0]], scores[norm_a.shape[0]:]
+    split = (scores[: norm_a.shape[0]], scores[norm_a.shape[0]:])
+    return (*split, V) if return_components else split
 
 
 @dataclass

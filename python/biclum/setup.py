@@ -23,6 +23,7 @@ from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
 from .known_pairs import read_known_pairs, with_known_pairs, with_pair_map
+from .joint_input import fit_joint_inputs
 from .module import MODALITIES
 from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
@@ -214,8 +215,12 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     stages.start(4, "normalising, scaling and PCA per modality")
     preprocessors, pcs, norms = _preprocess(gs, features, config, choices)
     peak_lsi = _peak_lsi(gs, config, pcs, choices)
+    joint_inputs, encoder_inputs = _joint_input(norms, pcs, shared, features, config, choices)
     stages.done("preprocess")
-    centering, pcs, shifts, cross_pairs = _centre_batches(pcs, inputs.labels, config, choices)
+    centering, encoder_inputs, shifts, cross_pairs = _centre_batches(encoder_inputs, pcs, inputs.labels, config,
+                                                                     choices)
+    pcs = {m: encoder_inputs[m] if joint_inputs[m] is None else
+           np.ascontiguousarray(encoder_inputs[m][:, :pcs[m].shape[1]]) for m in MODALITIES}  # own part
     stages.start(5, "finding mutual nearest neighbours between modalities")
     cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices, known)
     cell_pairs = with_known_pairs(cell_pairs, known)
@@ -228,8 +233,9 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     stages.done("sketch")
     fitted = FittedSetup(features=features, preprocessors=preprocessors, sketches=sketches, peak_lsi=peak_lsi,
                          batch_centering=centering, annotation_rows=_feature_annotation(gs.gene_other, modality),
-                         gene_renames=gs.renames, gene_space_info=gs.info)
-    data = _training_data(gs, fitted, pcs, norms, cell_pairs, batch_partners, inputs.labels, shifts, config, known)
+                         gene_renames=gs.renames, gene_space_info=gs.info, joint_input=joint_inputs)
+    data = _training_data(gs, fitted, encoder_inputs, norms, cell_pairs, batch_partners, inputs.labels, shifts,
+                          config, known)
     stages.done("setup_total", since_start=True)
     return Prepared(fitted=fitted, data=data, pairs=cell_pairs, known_pairs=known, cell_names={
         "rna": np.asarray(inputs.views["rna"].obs_names), "other": np.asarray(gs.gene_other.obs_names)},
@@ -334,16 +340,33 @@ def _peak_lsi(gs: _GeneSpace, config: BiclumConfig, pcs: dict, choices: dict) ->
     return lsi
 
 
-def _centre_batches(pcs: dict, labels: dict, config: BiclumConfig,
+def _joint_input(norms: dict, pcs: dict, shared: np.ndarray, features: dict, config: BiclumConfig,
+                 choices: dict) -> tuple[dict, dict]:
+    """With ``joint_input=K``: per modality the :class:`~biclum.joint_input.JointInput` and the encoder input
+    with its block appended (:mod:`biclum.joint_input`); else no joint inputs and ``pcs`` as they are."""
+    p = config.preprocess
+    n_pca = min(config.pairs.n_shared_pcs, len(shared) - 1)
+    k = min(int(p.joint_input), n_pca)
+    choices["joint_input"] = k
+    if k <= 0:
+        return {m: None for m in MODALITIES}, pcs
+    shared_norms = dict(zip(MODALITIES, _shared_norms(norms, shared, features)))
+    fitted, blocks = fit_joint_inputs(shared_norms, shared, pcs, k, n_pca, config.train.seed, p.target_sum,
+                                      p.max_value, p.pca_max_cells)
+    return fitted, {m: np.hstack([pcs[m], blocks[m]]).astype(np.float32) for m in MODALITIES}
+
+
+def _centre_batches(encoder_inputs: dict, pcs: dict, labels: dict, config: BiclumConfig,
                     choices: dict) -> tuple[dict, dict, dict, bool]:
     """Batch shifts removed from the encoder inputs (and scaling with ``batch_scale``), see
-    :mod:`biclum.batches`. Returns the centring, the corrected inputs, the MNN shifts (modality -> BatchShifts,
-    or None for batch means) and whether cross-batch MNN pairs are used."""
-    p = config.preprocess
+    :mod:`biclum.batches`; the shifts are measured on the modality's own ``pcs`` (the encoder inputs' first
+    columns). Returns the centring, the corrected inputs, the MNN shifts (modality -> BatchShifts, or None for
+    batch means) and whether cross-batch MNN pairs are used."""
+    p, x = config.preprocess, encoder_inputs
     shifts, cross_pairs = _batch_shifts(pcs, labels, config, choices)
-    centering = {m: None if labels[m] is None else BatchCentering.fit(pcs[m], labels[m], p.batch_scale, shifts[m])
+    centering = {m: None if labels[m] is None else BatchCentering.fit(x[m], labels[m], p.batch_scale, shifts[m])
                  for m in MODALITIES}
-    return centering, {m: pcs[m] if labels[m] is None else centering[m].transform(pcs[m], labels[m])
+    return centering, {m: x[m] if labels[m] is None else centering[m].transform(x[m], labels[m])
                        for m in MODALITIES}, shifts, cross_pairs
 
 
@@ -376,11 +399,8 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`.
     Returns the pairs and the joint space."""
     cfg, seed = config, config.train.seed
-    pos = {m: {g: i for i, g in enumerate(features[m])} for m in MODALITIES}
-    shared_cols = {m: np.array([pos[m][g] for g in shared]) for m in MODALITIES}
     n_shared_pcs = min(cfg.pairs.n_shared_pcs, len(shared) - 1)
-    shared_norms = [norms[m] if np.array_equal(shared_cols[m], np.arange(norms[m].shape[1]))
-                    else norms[m][:, shared_cols[m]] for m in MODALITIES]  # no copy when all are shared
+    shared_norms = _shared_norms(norms, shared, features)
     codes = [None if labels[m] is None or shifts[m] is not None else batch_codes(labels[m]) for m in MODALITIES]
     z = dict(zip(MODALITIES, joint_shared_pca(*shared_norms, n_shared_pcs, seed, cfg.preprocess.max_value,
                                               cfg.preprocess.pca_max_cells, batches=codes)))
@@ -404,6 +424,17 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
     return cell_pairs, z
 
 
+def _shared_norms(norms: dict, shared: np.ndarray, features: dict) -> list:
+    """Each modality's normalised values of the ``shared`` genes, in that order (rna, other); no copy when a
+    modality's features are exactly the shared genes."""
+    out = []
+    for m in MODALITIES:
+        pos = {g: i for i, g in enumerate(features[m])}
+        cols = np.array([pos[g] for g in shared])
+        out.append(norms[m] if np.array_equal(cols, np.arange(norms[m].shape[1])) else norms[m][:, cols])
+    return out
+
+
 def _sketches(norms: dict, pcs: dict, joint_space: dict, preprocessors: dict, config: BiclumConfig) -> dict:
     """The feature encoders' inputs (:mod:`biclum.sketch`): metacells of the joint space (``metacells="joint"``)
     or of each modality's own PCs; standardised profiles when ``sketch_values="scaled"``."""
@@ -419,10 +450,11 @@ def _sketches(norms: dict, pcs: dict, joint_space: dict, preprocessors: dict, co
             for m in MODALITIES}
 
 
-def _training_data(gs: _GeneSpace, fitted: FittedSetup, pcs: dict, norms: dict, cell_pairs: CellPairs,
+def _training_data(gs: _GeneSpace, fitted: FittedSetup, encoder_inputs: dict, norms: dict, cell_pairs: CellPairs,
                    batch_partners: dict, labels: dict, shifts: dict, config: BiclumConfig,
                    known=None) -> TrainingData:
-    """Targets (counts of the features, or normalised values standardised in the loop) and the pairs."""
+    """The encoder inputs, targets (counts of the features, or normalised values standardised in the loop) and
+    the pairs."""
     p = config.preprocess
     targets = {m: (_columns(gs.counts[m], gs.var_names[m], fitted.features[m]) if p.target == "counts"
                    else norms[m]) for m in MODALITIES}
@@ -430,7 +462,7 @@ def _training_data(gs: _GeneSpace, fitted: FittedSetup, pcs: dict, norms: dict, 
         m: (fitted.preprocessors[m].mean, fitted.preprocessors[m].std, p.max_value) for m in MODALITIES}
     target_batches = {m: None if labels[m] is None or scaling is None else
                       per_batch_feature_means(norms[m], labels[m], shifts[m]) for m in MODALITIES}
-    return TrainingData(pcs=pcs, targets=targets, sketches=fitted.sketches, target_scaling=scaling,
+    return TrainingData(pcs=encoder_inputs, targets=targets, sketches=fitted.sketches, target_scaling=scaling,
                         partners={"rna": cell_pairs.rna_partners, "other": cell_pairs.other_partners},
                         feature_pairs=feature_pairs(fitted.features["rna"], fitted.features["other"]),
                         batch_partners=batch_partners, target_batches=target_batches,

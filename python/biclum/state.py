@@ -1,7 +1,7 @@
 """The fitted state of a model, written and read as a whole by ``BiCLUM.save`` / ``BiCLUM.load``.
 
 :class:`FittedSetup` holds what the setup stage fitted (features, preprocessors, sketches, peak LSI, batch
-centring, the annotation of the model's genes); :class:`FittedState` adds the network, the config and the training
+centring, the annotation of the model's genes, the joint input); :class:`FittedState` adds the network, the config and the training
 record. Each field names its codec, which says where the value is stored: the JSON sidecar (``model.json``), the
 array file (``arrays.npz``) or, for the network, a plain state_dict (``model.pt``) plus its init parameters in the
 sidecar. Adding a piece of fitted state is one field here; :func:`save_state` and :func:`load_state` walk the
@@ -33,6 +33,7 @@ from .batches import BatchCentering
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError
 from .module import MODALITIES, BiCLUMModule
+from .joint_input import JointInput
 from .preprocessing import ModalityPreprocessor, PeakLSI
 
 WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
@@ -187,6 +188,8 @@ class FittedSetup:
     annotation_rows: Optional[pd.DataFrame] = _stored(_AnnotationRows())  # ATAC genes' coordinates
     gene_renames: dict = _stored(_Json(default=dict))                  # other gene -> rna spelling
     gene_space_info: dict = _stored(_Json(default=dict))               # uns of gene_activity / protein_to_gene
+    joint_input: dict = _stored(_PerModality(JointInput, "{m}_joint_"),  # modality -> JointInput or None
+                                default_factory=_no_modalities)
 
 
 @dataclass

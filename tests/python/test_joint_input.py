@@ -1,0 +1,70 @@
+"""``joint_input``: the joint shared-gene block of the cell encoders' input (biclum.joint_input), fitted once,
+saved with the model and applied to query cells exactly as to the training cells."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import biclum
+from biclum.datasets import simulate
+from biclum.errors import BiclumInputError
+from biclum.module import MODALITIES
+
+SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
+             latent_dim=16, n_shared_pcs=15, feature_batch_size=256, num_threads=1)
+SIM = dict(n_cells=300, modality="atac", n_genes=300, n_distal_peaks=200, seed=3)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(**SIM)
+
+
+@pytest.fixture(scope="module")
+def joint(sim):
+    return biclum.BiCLUM(*sim[:2], "atac", sim[2], joint_input=5, **SMALL).fit(2, progress=False)
+
+
+def test_off_by_default(sim):
+    model = biclum.BiCLUM(*sim[:2], "atac", sim[2], **SMALL)
+    assert model.prepared.choices["joint_input"] == 0
+    assert all(model.joint_input[m] is None for m in MODALITIES)
+    assert model.prepared.data.pcs["rna"].shape[1] == model.preprocessors["rna"].components.shape[1]
+
+
+def test_the_block_is_appended_to_both_inputs(joint):
+    data, choices = joint.prepared.data, joint.prepared.choices
+    assert choices["joint_input"] == 5
+    assert data.pcs["rna"].shape[1] == choices["n_pcs_rna"] + 5
+    assert data.pcs["other"].shape[1] == choices["n_lsi"] + 5  # beside the peak LSI
+    for m in MODALITIES:
+        block = data.pcs[m][:, -5:]
+        np.testing.assert_allclose(np.linalg.norm(block, axis=1), joint.joint_input[m].scale, rtol=1e-4)
+        assert joint.module.cell_encoders[m][0].in_features == data.pcs[m].shape[1]
+
+
+def test_query_cells_get_the_training_transform(joint, sim, tmp_path):
+    rna, atac, _ = sim
+    for m, adata in (("rna", rna), ("other", atac)):
+        np.testing.assert_allclose(joint.transform(adata, m), joint.get_cell_embeddings(m), atol=1e-5)
+    loaded = biclum.BiCLUM.load(joint.save(str(tmp_path / "m")))
+    for m in MODALITIES:
+        np.testing.assert_array_equal(loaded.joint_input[m].projection.components,
+                                      joint.joint_input[m].projection.components)
+        assert loaded.joint_input[m].scale == joint.joint_input[m].scale
+    np.testing.assert_allclose(loaded.transform(atac, "other"), joint.get_cell_embeddings("other"), atol=1e-5)
+
+
+def test_with_batches_the_block_is_centred_too(sim):
+    rna, atac, ann = sim
+    rna = rna.copy()
+    rna.obs["sample"] = np.where(np.arange(rna.n_obs) % 2 == 0, "a", "b")
+    model = biclum.BiCLUM(rna, atac, "atac", ann, rna_batch_key="sample", joint_input=5, **SMALL).fit(
+        1, progress=False)
+    assert model.batch_centering["rna"].means.shape[1] == model.prepared.data.pcs["rna"].shape[1]
+    np.testing.assert_allclose(model.transform(rna, "rna"), model.get_cell_embeddings("rna"), atol=1e-5)
+
+
+def test_a_negative_value_is_refused(sim):
+    with pytest.raises(BiclumInputError, match="joint_input must be >= 0"):
+        biclum.BiCLUM(*sim[:2], "atac", sim[2], joint_input=-1, **SMALL)
