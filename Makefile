@@ -123,6 +123,14 @@ results-lane-a:
 	    --seeds $(SEEDS) --threads 1 --variants default smooth_k=0 smooth_k=0,n_shared_pcs=10 --name trials_smoothing
 	$(STEP) trials_smoothing_protein $(PYTHON) benchmarks/all_datasets.py --datasets eccite reapseq neurips_cite \
 	    --seeds $(SEEDS) --threads 1 --variants default smooth_k=0 --name trials_smoothing_protein
+	$(STEP) trials_joint_input $(PYTHON) benchmarks/all_datasets.py --datasets snareseq neurips_multiome pbmc_small \
+	    bmmc --seeds $(SEEDS) --threads 1 --variants default joint_input=10 --name trials_joint_input
+	$(STEP) trials_joint_input_protein $(PYTHON) benchmarks/all_datasets.py --datasets eccite reapseq neurips_cite \
+	    --seeds $(SEEDS) --threads 1 --variants default joint_input=10 --name trials_joint_input_protein
+	$(STEP) lowdepth_snareseq_joint10 $(LOWDEPTH_BENCH) --methods biclum --config joint_input=10 \
+	    --name lowdepth_snareseq_joint10
+	$(STEP) lowdepth_excitatory_snareseq_joint10 $(LOWDEPTH_EXC_BENCH) --methods biclum --config joint_input=10 \
+	    --name lowdepth_excitatory_snareseq_joint10
 	$(STEP) linear_floor $(PYTHON) studies/linear_floor.py --datasets snareseq neurips_multiome pbmc_small \
 	    --files lowdepth $(LOWDEPTH)/rna.h5ad $(LOWDEPTH)/atac.h5ad $(MM10) \
 	    --files lowdepth_excitatory $(LOWDEPTH)_excitatory/rna.h5ad $(LOWDEPTH)_excitatory/atac.h5ad $(MM10)
