@@ -54,9 +54,10 @@ class PreprocessConfig:
                                      # (a small peak set; logged). gene_activity_kwargs of integrate() override it
     atac_encoder_input: str = "auto"  # ATAC cell encoder input: "peaks_lsi", "gene_activity", or "auto" (LSI of
                                       # the peaks when the input has peaks; gene-activity PCs otherwise)
-    joint_input: int = 0             # also feed each cell encoder the first K components of the joint PCA of
+    joint_input: Any = 0             # also feed each cell encoder the first K components of the joint PCA of
                                      # the shared genes (the MNN search's space, unsmoothed; unit rows scaled to
-                                     # the own input's median norm); 0: off. See biclum.joint_input
+                                     # the own input's median norm); 0: off; "auto": 10 when the modalities share
+                                     # 20 genes or more, else off (logged). See biclum.joint_input
 
 
 @dataclass
@@ -206,8 +207,10 @@ class BiclumConfig:
                             ("mnn_k", self.pairs.mnn_k or 1)):
             if int(value) < 1:
                 raise BiclumInputError(f"{name} must be >= 1, got {value}.")
-        if int(p.joint_input) < 0:
-            raise BiclumInputError(f"joint_input must be >= 0 (0: off), got {p.joint_input}.")
+        if p.joint_input != "auto" and (isinstance(p.joint_input, (bool, str)) or p.joint_input < 0
+                                        or not float(p.joint_input).is_integer()):
+            raise BiclumInputError(f"joint_input={p.joint_input!r}: use a number of components >= 0 (0: off) or "
+                                   f"'auto'.")
         if t.epoch_budget_cells < 0 or t.min_budget_epochs < 1:
             raise BiclumInputError(f"epoch_budget_cells must be >= 0 and min_budget_epochs >= 1, got "
                                    f"{t.epoch_budget_cells} and {t.min_budget_epochs}.")

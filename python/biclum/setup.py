@@ -23,14 +23,14 @@ from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
 from .known_pairs import read_known_pairs, with_known_pairs, with_pair_map
-from .joint_input import fit_joint_inputs
+from .joint_input import auto_joint_input, fit_joint_inputs
 from .module import MODALITIES
 from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg
 from .sketch import feature_sketch, joint_metacells, metacell_assignments
 from .state import FittedSetup
 from .training import TrainingData
-from .validation import check_shared_genes, load_checked
+from .validation import FEW_SHARED_GENES, check_shared_genes, load_checked
 
 N_STAGES = 6
 
@@ -306,10 +306,10 @@ def _select_features(gs: _GeneSpace, config: BiclumConfig, modality: str) -> tup
         union.update(gs.var_names[m][top])
     features = {m: np.array([g for g in gs.var_names[m] if g in union], dtype=object) for m in MODALITIES}
     shared = check_shared_genes(features["rna"], features["other"], p.min_shared_genes, other_name=modality)
-    if len(shared) < 20:
+    if len(shared) < FEW_SHARED_GENES:
         warnings.warn(f"rna and {modality} share only {len(shared)} genes: the MNN search rests on them "
-                      f"(smoothed over each modality's own neighbours). Results are less reliable than with 20 "
-                      f"or more; check the gene names or the antibody mapping.", BiclumWarning, stacklevel=4)
+                      f"(smoothed over each modality's own neighbours). Results are less reliable than with "
+                      f"{FEW_SHARED_GENES} or more; check the gene names or the antibody mapping.", BiclumWarning, stacklevel=4)
     logger.info("features: %d rna, %d %s (gene space), %d shared genes",
                 len(features["rna"]), len(features["other"]), modality, len(shared))
     return features, shared
@@ -346,7 +346,7 @@ def _joint_input(norms: dict, pcs: dict, shared: np.ndarray, features: dict, con
     with its block appended (:mod:`biclum.joint_input`); else no joint inputs and ``pcs`` as they are."""
     p = config.preprocess
     n_pca = min(config.pairs.n_shared_pcs, len(shared) - 1)
-    k = min(int(p.joint_input), n_pca)
+    k = auto_joint_input(p.joint_input, len(shared), n_pca)
     choices["joint_input"] = k
     if k <= 0:
         return {m: None for m in MODALITIES}, pcs

@@ -232,6 +232,10 @@ def load_checked(adata, layer: Optional[str], name: str, gene_symbols: Optional[
                              f"(layer=..., CLI --rna-layer/--other-layer).") from err
 
 
+#: fewer shared genes than this and the MNN search rests on few genes (a warning); ``joint_input="auto"`` is off
+FEW_SHARED_GENES = 20
+
+
 def check_shared_genes(genes_rna, genes_other, minimum: int, other_name: str = "other") -> np.ndarray:
     shared = np.intersect1d(np.asarray(genes_rna, dtype=str), np.asarray(genes_other, dtype=str))
     if len(shared) < minimum:

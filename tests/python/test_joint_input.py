@@ -65,6 +65,18 @@ def test_with_batches_the_block_is_centred_too(sim):
     np.testing.assert_allclose(model.transform(rna, "rna"), model.get_cell_embeddings("rna"), atol=1e-5)
 
 
-def test_a_negative_value_is_refused(sim):
-    with pytest.raises(BiclumInputError, match="joint_input must be >= 0"):
-        biclum.BiCLUM(*sim[:2], "atac", sim[2], joint_input=-1, **SMALL)
+@pytest.mark.parametrize("value", [-1, 2.5, "ten", True])
+def test_a_bad_value_is_refused(sim, value):
+    with pytest.raises(BiclumInputError, match="joint_input="):
+        biclum.BiCLUM(*sim[:2], "atac", sim[2], joint_input=value, **SMALL)
+
+
+def test_auto_follows_the_shared_genes(biclum_log):
+    from biclum.joint_input import AUTO_COMPONENTS, auto_joint_input
+    from biclum.validation import FEW_SHARED_GENES
+
+    assert auto_joint_input("auto", FEW_SHARED_GENES, 50) == AUTO_COMPONENTS
+    assert auto_joint_input("auto", FEW_SHARED_GENES - 1, 18) == 0
+    assert auto_joint_input("auto", 1000, 4) == 4 and auto_joint_input(30, 1000, 15) == 15
+    assert auto_joint_input(3.0, 1000, 15) == 3
+    assert "joint_input='auto': off (19 shared genes, fewer than 20)" in biclum_log.text
