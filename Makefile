@@ -127,6 +127,10 @@ results-lane-a:
 	    bmmc --seeds $(SEEDS) --threads 1 --variants default joint_input=10 --name trials_joint_input
 	$(STEP) trials_joint_input_protein $(PYTHON) benchmarks/all_datasets.py --datasets eccite reapseq neurips_cite \
 	    --seeds $(SEEDS) --threads 1 --variants default joint_input=10 --name trials_joint_input_protein
+	$(STEP) trials_joint_input_auto $(PYTHON) benchmarks/all_datasets.py --datasets snareseq neurips_multiome \
+	    pbmc_small bmmc --seeds $(SEEDS) --threads 1 --variants joint_input=auto --name trials_joint_input_auto
+	$(STEP) trials_joint_input_auto_protein $(PYTHON) benchmarks/all_datasets.py --datasets eccite reapseq \
+	    neurips_cite --seeds $(SEEDS) --threads 1 --variants joint_input=auto --name trials_joint_input_auto_protein
 	$(STEP) lowdepth_snareseq_joint10 $(LOWDEPTH_BENCH) --methods biclum --config joint_input=10 \
 	    --name lowdepth_snareseq_joint10
 	$(STEP) lowdepth_excitatory_snareseq_joint10 $(LOWDEPTH_EXC_BENCH) --methods biclum --config joint_input=10 \
