@@ -102,6 +102,18 @@ test_that("DimPlot and ProjectDim work on the result", {
   expect_equal(dim(proj), c(nrow(obj), ncol(SeuratObject::Embeddings(obj[["biclum"]])))) # double dims in SeuratObject 5
 })
 
+test_that("a config option passes through, an R double as a whole number (joint_input)", {
+  skip_if_no_biclum_python()
+  d <- sim_seurat("atac")
+  drs <- RunBiCLUM(d$rna[["RNA"]], d$other[["peaks"]], modality = "atac", annotation = d$annotation,
+                   max_epochs = 1L, verbose = FALSE, batch_size = sim_batch, joint_input = 5)
+  expect_s4_class(drs$other, "DimReduc")
+  expect_equal(nrow(SeuratObject::Embeddings(drs$other)), ncol(d$other))
+  expect_equal(drs$params$joint_input, 5)
+  expect_error(RunBiCLUM(d$rna[["RNA"]], d$other[["peaks"]], modality = "atac", annotation = d$annotation,
+                         verbose = FALSE, joint_input = -1), "joint_input=-1", class = "biclum_input_error")
+})
+
 test_that("the matrix method (annotation from a file) gives the same embeddings", {
   skip_if_no_biclum_python()
   d <- sim_seurat("atac")
