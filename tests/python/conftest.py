@@ -20,6 +20,20 @@ def load_module(path: Path):
     return mod
 
 
+#: a small, fast model (the settings of test_model_state.py and test_joint_input.py) and its simulated ATAC data
+SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
+             latent_dim=16, n_shared_pcs=15, feature_batch_size=256, num_threads=1)
+SMALL_SIM = dict(n_cells=300, modality="atac", n_genes=300, n_distal_peaks=200, seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_sim():
+    """(rna, atac, annotation) simulated with :data:`SMALL_SIM`."""
+    from biclum.datasets import simulate
+
+    return simulate(**SMALL_SIM)
+
+
 def shared_data_dir() -> Path:
     env = os.environ.get("BICLUM_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"

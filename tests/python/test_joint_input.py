@@ -6,18 +6,14 @@ import numpy as np
 import pytest
 
 import biclum
-from biclum.datasets import simulate
 from biclum.errors import BiclumInputError
 from biclum.module import MODALITIES
-
-SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
-             latent_dim=16, n_shared_pcs=15, feature_batch_size=256, num_threads=1)
-SIM = dict(n_cells=300, modality="atac", n_genes=300, n_distal_peaks=200, seed=3)
+from conftest import SMALL
 
 
 @pytest.fixture(scope="module")
-def sim():
-    return simulate(**SIM)
+def sim(small_sim):
+    return small_sim
 
 
 @pytest.fixture(scope="module")

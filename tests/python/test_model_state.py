@@ -8,23 +8,18 @@ import numpy as np
 import pytest
 
 import biclum
-from biclum.datasets import simulate
 from biclum.errors import BiclumModelError
 from biclum.module import MODALITIES
 from biclum.state import (FittedSetup, FittedState, _ArrayPerModality, _canonical_sha256, _Json, _load_fields,
                           _save_fields, _Store)
 from biclum.training import Callback, EarlyStopping
 
-SMALL = dict(n_top_genes=300, n_pcs=20, mnn_k=20, n_metacells=32, batch_size=128, hidden_dims=(64, 64),
-             latent_dim=16, n_shared_pcs=15, feature_batch_size=256, num_threads=1)
-
-
-SIM = dict(n_cells=300, modality="atac", n_genes=300, n_distal_peaks=200, seed=3)
+from conftest import SMALL
 
 
 @pytest.fixture(scope="module")
-def sim():
-    return simulate(**SIM)
+def sim(small_sim):
+    return small_sim
 
 
 @pytest.fixture(scope="module")
