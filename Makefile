@@ -131,6 +131,8 @@ results-lane-a:
 	    pbmc_small bmmc --seeds $(SEEDS) --threads 1 --variants joint_input=auto --name trials_joint_input_auto
 	$(STEP) trials_joint_input_auto_protein $(PYTHON) benchmarks/all_datasets.py --datasets eccite reapseq \
 	    neurips_cite --seeds $(SEEDS) --threads 1 --variants joint_input=auto --name trials_joint_input_auto_protein
+	$(STEP) trials_joint_input_loadings $(PYTHON) benchmarks/all_datasets.py --datasets snareseq --seeds $(SEEDS) \
+	    --threads 1 --variants default joint_input=auto --loadings --name trials_joint_input_loadings
 	$(STEP) trials_bridge_joint_eccite $(PYTHON) benchmarks/mosaic.py bridge --datasets eccite --seeds $(SEEDS) \
 	    --threads 1 --set joint_input=auto --name trials_bridge_joint_eccite
 	$(STEP) lowdepth_snareseq_joint10 $(LOWDEPTH_BENCH) --methods biclum --config joint_input=10 \

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .errors import BiclumInputError
 
@@ -54,7 +54,7 @@ class PreprocessConfig:
                                      # (a small peak set; logged). gene_activity_kwargs of integrate() override it
     atac_encoder_input: str = "auto"  # ATAC cell encoder input: "peaks_lsi", "gene_activity", or "auto" (LSI of
                                       # the peaks when the input has peaks; gene-activity PCs otherwise)
-    joint_input: Any = 0             # also feed each cell encoder the first K components of the joint PCA of
+    joint_input: Union[int, str] = 0  # also feed each cell encoder the first K components of the joint PCA of
                                      # the shared genes (the MNN search's space, unsmoothed; unit rows scaled to
                                      # the own input's median norm); 0: off; "auto": 10 when the modalities share
                                      # 20 genes or more, else off (logged). See biclum.joint_input

@@ -2,8 +2,8 @@
 
 Order: validate both modalities (and their batch columns) first, move the other modality into gene space, select
 features (seurat_v3 HVGs per modality, union), fit the preprocessing (normalise, scale, PCA; peak LSI for the
-ATAC encoder), centre the encoder inputs per batch, find the MNN pairs (and cross-batch pairs), build the feature
-sketches and the reconstruction targets. Every automatic choice is logged and kept in ``Prepared.choices``.
+ATAC encoder; the joint shared-gene block with ``joint_input``), centre the encoder inputs per batch, find the MNN
+pairs (and cross-batch pairs), build the feature sketches and the reconstruction targets. Every automatic choice is logged and kept in ``Prepared.choices``.
 """
 from __future__ import annotations
 
@@ -309,7 +309,8 @@ def _select_features(gs: _GeneSpace, config: BiclumConfig, modality: str) -> tup
     if len(shared) < FEW_SHARED_GENES:
         warnings.warn(f"rna and {modality} share only {len(shared)} genes: the MNN search rests on them "
                       f"(smoothed over each modality's own neighbours). Results are less reliable than with "
-                      f"{FEW_SHARED_GENES} or more; check the gene names or the antibody mapping.", BiclumWarning, stacklevel=4)
+                      f"{FEW_SHARED_GENES} or more; check the gene names or the antibody mapping.", BiclumWarning,
+                      stacklevel=4)
     logger.info("features: %d rna, %d %s (gene space), %d shared genes",
                 len(features["rna"]), len(features["other"]), modality, len(shared))
     return features, shared
