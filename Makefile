@@ -66,7 +66,7 @@ LOWDEPTH_EXC_BENCH = $(PYTHON) -m biclum.cli benchmark --rna $(LOWDEPTH)_excitat
 results: setup peers
 	mkdir -p $(RESULTS)/tmp $(RESULTS_RLIB) && rm -f $(RESULTS_TIMES) && date +%s > $(RESULTS_TIMES:.tsv=.start)
 	R CMD INSTALL --no-test-load -l $(RESULTS_RLIB) . >/dev/null  # the R steps use this checkout's R package
-	rm -f $(RESULTS)/snareseq_core.md $(RESULTS)/distributed_snare.md $(RESULTS)/scale.md
+	rm -f $(RESULTS)/snareseq_core.md $(RESULTS)/distributed_snare.md $(RESULTS)/scale.md $(RESULTS)/scale_joint_input.md
 	$(MAKE) --no-print-directory results-timed
 	$(MAKE) --no-print-directory -j2 results-lane-a results-lane-b
 	$(MAKE) --no-print-directory results-peers
@@ -80,6 +80,11 @@ results-timed:
 	$(STEP) distributed_snare $(PYTHON) benchmarks/distributed_snare.py --threads 1
 	$(STEP) scale $(PYTHON) benchmarks/scale.py --cells $(SCALE_CELLS)
 	$(STEP) scale_1m $(PYTHON) benchmarks/scale.py --cells 100000 1000000 --backed
+	$(STEP) scale_joint_input $(PYTHON) benchmarks/scale.py --cells 100000 1000000 --backed --set joint_input=auto \
+	    --out $(RESULTS)/scale_joint_input.md
+	$(STEP) scale_joint_input_steps sh -c '$(PYTHON) benchmarks/scale.py --cells 100000 --backed --epochs 2 \
+	    --out $(RESULTS)/scale_joint_input.md && $(PYTHON) benchmarks/scale.py --cells 100000 --backed --epochs 2 \
+	    --set joint_input=auto --out $(RESULTS)/scale_joint_input.md'
 	$(STEP) prior_gene_activity $(PYTHON) benchmarks/prior_gene_activity.py
 	$(STEP) bridge_speed env R_LIBS=$(RESULTS_RLIB) Rscript benchmarks/bridge_speed.R
 	$(STEP) threads_busy $(PYTHON) benchmarks/threads_busy.py
