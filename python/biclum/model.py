@@ -350,7 +350,13 @@ class BiCLUM:
         return {**{k: (v if v is not None else "None") for k, v in flat.items()},
                 "version": __version__, "n_mnn_pairs": int(self.n_mnn_pairs) if "n_mnn_pairs" in self.__dict__
                 else -1, "n_known_pairs": int(self.n_known_pairs), "train_status": self.train_status,
-                "epochs": len(self.history), "gene_activity_used": self._gene_activity_used()}
+                "epochs": len(self.history), "gene_activity_used": self._gene_activity_used(),
+                "joint_input_used": self._joint_input_used()}
+
+    def _joint_input_used(self) -> int:
+        """Components of the joint shared-gene block the cell encoders read (0: none; :mod:`biclum.joint_input`)."""
+        joint = self.joint_input["rna"]
+        return 0 if joint is None else joint.n_components
 
     def _gene_activity_used(self) -> str:
         """The gene-activity mode the ATAC peaks were moved to gene space with (``gene_activity="auto"`` resolved;

@@ -23,14 +23,14 @@ def joint(sim):
 
 def test_off_by_default(sim):
     model = biclum.BiCLUM(*sim[:2], "atac", sim[2], **SMALL)
-    assert model.prepared.choices["joint_input"] == 0
+    assert model.prepared.choices["joint_input"] == 0 and model.params_for_uns()["joint_input_used"] == 0
     assert all(model.joint_input[m] is None for m in MODALITIES)
     assert model.prepared.data.pcs["rna"].shape[1] == model.preprocessors["rna"].components.shape[1]
 
 
 def test_the_block_is_appended_to_both_inputs(joint):
     data, choices = joint.prepared.data, joint.prepared.choices
-    assert choices["joint_input"] == 5
+    assert choices["joint_input"] == 5 and joint.params_for_uns()["joint_input_used"] == 5
     assert data.pcs["rna"].shape[1] == choices["n_pcs_rna"] + 5
     assert data.pcs["other"].shape[1] == choices["n_lsi"] + 5  # beside the peak LSI
     for m in MODALITIES:
@@ -48,6 +48,7 @@ def test_query_cells_get_the_training_transform(joint, sim, tmp_path):
         np.testing.assert_array_equal(loaded.joint_input[m].projection.components,
                                       joint.joint_input[m].projection.components)
         assert loaded.joint_input[m].scale == joint.joint_input[m].scale
+    assert loaded.params_for_uns()["joint_input_used"] == 5
     np.testing.assert_allclose(loaded.transform(atac, "other"), joint.get_cell_embeddings("other"), atol=1e-5)
 
 

@@ -110,6 +110,7 @@ test_that("a config option passes through, an R double as a whole number (joint_
   expect_s4_class(drs$other, "DimReduc")
   expect_equal(nrow(SeuratObject::Embeddings(drs$other)), ncol(d$other))
   expect_equal(drs$params$joint_input, 5)
+  expect_equal(drs$params$joint_input_used, 5) # the components the encoders read
   expect_error(RunBiCLUM(d$rna[["RNA"]], d$other[["peaks"]], modality = "atac", annotation = d$annotation,
                          verbose = FALSE, joint_input = -1), "joint_input=-1", class = "biclum_input_error")
 })
