@@ -292,10 +292,10 @@ class BiCLUM:
         if lsi and joint is None:
             return own
         genes = self._query_gene_space(modality, view, annotation)
-        names = np.asarray(genes.var_names, dtype=object)
+        X, names = as_csr32(genes.X), np.asarray(genes.var_names, dtype=object)
         if own is None:
-            own = self.preprocessors[modality].transform(as_csr32(genes.X), names)[0]
-        return own if joint is None else np.hstack([own, joint.transform(as_csr32(genes.X), names)])
+            own = self.preprocessors[modality].transform(X, names)[0]
+        return own if joint is None else np.hstack([own, joint.transform(X, names)])
 
     def _query_gene_space(self, modality: str, view, annotation):
         """The query in the model's gene space (ATAC peaks -> gene activity as the model's own cells, protein ->

@@ -3,7 +3,8 @@
 Order: validate both modalities (and their batch columns) first, move the other modality into gene space, select
 features (seurat_v3 HVGs per modality, union), fit the preprocessing (normalise, scale, PCA; peak LSI for the
 ATAC encoder; the joint shared-gene block with ``joint_input``), centre the encoder inputs per batch, find the MNN
-pairs (and cross-batch pairs), build the feature sketches and the reconstruction targets. Every automatic choice is logged and kept in ``Prepared.choices``.
+pairs (and cross-batch pairs), build the feature sketches and the reconstruction targets. Every automatic choice
+is logged and kept in ``Prepared.choices``.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from .batches import (SHIFT_ONLY_MIXING, BatchCentering, BatchShifts, batch_code
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumWarning
 from .genes import reconcile_gene_names
-from .known_pairs import read_known_pairs, with_known_pairs, with_pair_map
 from .joint_input import auto_joint_input, fit_joint_inputs
+from .known_pairs import read_known_pairs, with_known_pairs, with_pair_map
 from .module import MODALITIES
 from .pairs import CellPairs, auto_mnn_k, auto_smooth_k, feature_pairs, mutual_nearest_neighbors, neighbor_smooth
 from .preprocessing import ModalityPreprocessor, PeakLSI, as_csr32, joint_shared_pca, seurat_v3_hvg

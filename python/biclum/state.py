@@ -1,12 +1,12 @@
 """The fitted state of a model, written and read as a whole by ``BiCLUM.save`` / ``BiCLUM.load``.
 
-:class:`FittedSetup` holds what the setup stage fitted (features, preprocessors, sketches, peak LSI, batch
-centring, the annotation of the model's genes, the joint input); :class:`FittedState` adds the network, the config and the training
-record. Each field names its codec, which says where the value is stored: the JSON sidecar (``model.json``), the
-array file (``arrays.npz``) or, for the network, a plain state_dict (``model.pt``) plus its init parameters in the
-sidecar. Adding a piece of fitted state is one field here; :func:`save_state` and :func:`load_state` walk the
-fields. No pickled objects are written. The layout (key names) is that of biclum 0.1.0, so models saved by
-earlier versions load.
+:class:`FittedSetup` holds what the setup stage fitted (features, preprocessors, sketches, peak LSI, batch centring,
+the annotation of the model's genes, the joint input); :class:`FittedState` adds the network, the config and the
+training record. Each field names its codec, which says where the value is stored: the JSON sidecar
+(``model.json``), the array file (``arrays.npz``) or, for the network, a plain state_dict (``model.pt``) plus its
+init parameters in the sidecar. Adding a piece of fitted state is one field here; :func:`save_state` and
+:func:`load_state` walk the fields. No pickled objects are written. The layout (key names) is that of biclum 0.1.0,
+so models saved by earlier versions load.
 
 The directory is written whole or not at all (:func:`biclum.atomic.atomic_dir`: built beside, then swapped in by
 renames), so an overwrite killed at any moment leaves the old model or the new one. The sidecar records the size
@@ -32,8 +32,8 @@ from . import __version__, atomic
 from .batches import BatchCentering
 from .config import BiclumConfig
 from .errors import BiclumInputError, BiclumModelError
-from .module import MODALITIES, BiCLUMModule
 from .joint_input import JointInput
+from .module import MODALITIES, BiCLUMModule
 from .preprocessing import ModalityPreprocessor, PeakLSI
 
 WEIGHTS_FILE, SIDECAR_FILE, ARRAYS_FILE = "model.pt", "model.json", "arrays.npz"
