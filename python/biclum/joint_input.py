@@ -78,14 +78,15 @@ class JointInput:
 
 def fit_joint_inputs(shared_norms: dict, shared: np.ndarray, own_inputs: dict, n_components: int, n_pca: int,
                      seed: int, target_sum: float, max_value: Optional[float],
-                     max_cells: Optional[int]) -> tuple[dict, dict]:
-    """Per modality the :class:`JointInput` and its block for the training cells.
+                     max_cells: Optional[int]) -> tuple[dict, dict, dict]:
+    """Per modality the :class:`JointInput`, its block for the training cells and the cells' joint PCA scores
+    (all ``n_pca`` components: without batch codes, the MNN search's joint space before smoothing).
 
     ``shared_norms``: modality -> normalised log1p values of the ``shared`` genes (cells x shared, that order);
     ``own_inputs``: modality -> the encoder's own input (PCs or peak LSI), for the scale. The joint PCA has
     ``n_pca`` components (as the MNN search's, for the same accuracy) of which the first ``n_components`` are
     kept."""
-    *_, components = joint_shared_pca(shared_norms["rna"], shared_norms["other"], n_pca, seed, max_value,
+    *scores, components = joint_shared_pca(shared_norms["rna"], shared_norms["other"], n_pca, seed, max_value,
                                       max_cells, return_components=True)
     fitted, blocks = {}, {}
     for m in MODALITIES:
@@ -98,4 +99,4 @@ def fit_joint_inputs(shared_norms: dict, shared: np.ndarray, own_inputs: dict, n
     logger.info("joint_input: the first %d of %d joint shared-gene components (%d genes) appended to each cell "
                 "encoder's input, rows scaled to %s", n_components, n_pca, len(shared),
                 {m: round(fitted[m].scale, 2) for m in MODALITIES})
-    return fitted, blocks
+    return fitted, blocks, dict(zip(MODALITIES, scores))

@@ -216,14 +216,15 @@ def prepare(rna, other, modality: str, annotation, config: BiclumConfig, *, rna_
     stages.start(4, "normalising, scaling and PCA per modality")
     preprocessors, pcs, norms = _preprocess(gs, features, config, choices)
     peak_lsi = _peak_lsi(gs, config, pcs, choices)
-    joint_inputs, encoder_inputs = _joint_input(norms, pcs, shared, features, config, choices)
+    joint_inputs, encoder_inputs, joint_scores = _joint_input(norms, pcs, shared, features, config, choices)
     stages.done("preprocess")
     centering, encoder_inputs, shifts, cross_pairs = _centre_batches(encoder_inputs, pcs, inputs.labels, config,
                                                                      choices)
     pcs = {m: encoder_inputs[m] if joint_inputs[m] is None else
            np.ascontiguousarray(encoder_inputs[m][:, :pcs[m].shape[1]]) for m in MODALITIES}  # own part
     stages.start(5, "finding mutual nearest neighbours between modalities")
-    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices, known)
+    cell_pairs, joint = _find_pairs(norms, pcs, shared, features, inputs.labels, shifts, config, choices, known,
+                                    joint_scores)
     cell_pairs = with_known_pairs(cell_pairs, known)
     batch_partners = {m: None if inputs.labels[m] is None or not cross_pairs else cross_batch_pairs(
         pcs[m], inputs.labels[m], config.pairs.batch_mnn_k, config.pairs.exact_knn_max, config.train.seed, m)
@@ -343,19 +344,20 @@ def _peak_lsi(gs: _GeneSpace, config: BiclumConfig, pcs: dict, choices: dict) ->
 
 
 def _joint_input(norms: dict, pcs: dict, shared: np.ndarray, features: dict, config: BiclumConfig,
-                 choices: dict) -> tuple[dict, dict]:
-    """With ``joint_input=K``: per modality the :class:`~biclum.joint_input.JointInput` and the encoder input
-    with its block appended (:mod:`biclum.joint_input`); else no joint inputs and ``pcs`` as they are."""
+                 choices: dict) -> tuple[dict, dict, Optional[dict]]:
+    """With ``joint_input=K``: per modality the :class:`~biclum.joint_input.JointInput`, the encoder input
+    with its block appended (:mod:`biclum.joint_input`) and the joint PCA scores the block came from; else no
+    joint inputs, ``pcs`` as they are and None."""
     p = config.preprocess
     n_pca = min(config.pairs.n_shared_pcs, len(shared) - 1)
     k = auto_joint_input(p.joint_input, len(shared), n_pca)
     choices["joint_input"] = k
     if k <= 0:
-        return {m: None for m in MODALITIES}, pcs
+        return {m: None for m in MODALITIES}, pcs, None
     shared_norms = dict(zip(MODALITIES, _shared_norms(norms, shared, features)))
-    fitted, blocks = fit_joint_inputs(shared_norms, shared, pcs, k, n_pca, config.train.seed, p.target_sum,
-                                      p.max_value, p.pca_max_cells)
-    return fitted, {m: np.hstack([pcs[m], blocks[m]]).astype(np.float32) for m in MODALITIES}
+    fitted, blocks, scores = fit_joint_inputs(shared_norms, shared, pcs, k, n_pca, config.train.seed,
+                                              p.target_sum, p.max_value, p.pca_max_cells)
+    return fitted, {m: np.hstack([pcs[m], blocks[m]]).astype(np.float32) for m in MODALITIES}, scores
 
 
 def _centre_batches(encoder_inputs: dict, pcs: dict, labels: dict, config: BiclumConfig,
@@ -395,18 +397,18 @@ def _batch_shifts(pcs: dict, labels: dict, config: BiclumConfig, choices: dict) 
 
 
 def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labels: dict, shifts: dict,
-                config: BiclumConfig, choices: dict, known=None) -> tuple[CellPairs, dict]:
+                config: BiclumConfig, choices: dict, known=None,
+                joint_scores: Optional[dict] = None) -> tuple[CellPairs, dict]:
     """MNN pairs in the joint PCA of the shared genes (joined by the map of the ``known`` pairs when given, see
     :func:`biclum.known_pairs.with_pair_map`), each modality's coordinates first smoothed over its own
     neighbourhoods (``smooth_k``, see :func:`biclum.pairs.neighbor_smooth`); k from :func:`auto_mnn_k`.
-    Returns the pairs and the joint space."""
+    ``joint_scores``: that joint PCA already computed without batch codes (by :func:`_joint_input`), used when
+    no modality needs its batches scaled apart. Returns the pairs and the joint space."""
     cfg, seed = config, config.train.seed
     n_shared_pcs = min(cfg.pairs.n_shared_pcs, len(shared) - 1)
-    shared_norms = _shared_norms(norms, shared, features)
     codes = [None if labels[m] is None or shifts[m] is not None else batch_codes(labels[m]) for m in MODALITIES]
-    z = dict(zip(MODALITIES, joint_shared_pca(*shared_norms, n_shared_pcs, seed, cfg.preprocess.max_value,
-                                              cfg.preprocess.pca_max_cells, batches=codes)))
-    del shared_norms
+    z = joint_scores if joint_scores is not None and all(c is None for c in codes) else \
+        _joint_space(norms, shared, features, n_shared_pcs, codes, config)
     z = {m: z[m] if shifts[m] is None else z[m] - shifts[m].apply_to_means(z[m])[shifts[m].codes]
          for m in MODALITIES}
     z = with_pair_map(z, pcs, known)  # z itself without known pairs
@@ -424,6 +426,14 @@ def _find_pairs(norms: dict, pcs: dict, shared: np.ndarray, features: dict, labe
                                "check that both describe the same tissue and that the gene names match, or "
                                "raise mnn_k.")
     return cell_pairs, z
+
+
+def _joint_space(norms: dict, shared: np.ndarray, features: dict, n_comps: int, codes: list,
+                 config: BiclumConfig) -> dict:
+    """modality -> scores of the joint PCA of the shared genes (scaled per batch where ``codes`` are given)."""
+    p = config.preprocess
+    return dict(zip(MODALITIES, joint_shared_pca(*_shared_norms(norms, shared, features), n_comps, config.train.seed,
+                                                 p.max_value, p.pca_max_cells, batches=codes)))
 
 
 def _shared_norms(norms: dict, shared: np.ndarray, features: dict) -> list:
